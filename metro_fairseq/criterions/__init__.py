@@ -1,0 +1,1 @@
+from . import metro  # noqa: F401  (registers the criterion)

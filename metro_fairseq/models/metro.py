@@ -1,0 +1,317 @@
+"""The METRO pretraining model: an auxiliary generator corrupts the input, the main model
+("discriminator") detects which tokens were replaced.
+
+RTD label convention, used everywhere in this package: 1 = replaced, 0 = original. A generator
+sample that equals the original token is labelled original.
+"""
+import logging
+import zlib
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from fairseq.models.roberta.model import RobertaClassificationHead
+
+from ..modules import (
+    GeneratorHead,
+    ReplacedTokenDetectionHead,
+    TokenEmbeddingSharing,
+    TransformerEncoder,
+    sample_replacements,
+)
+from ..modules.embedding_sharing import SHARING_MODES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class MetroConfig(FairseqDataclass):
+    encoder_layers: int = field(default=12, metadata={"help": "main-model Transformer layers"})
+    encoder_embed_dim: int = field(default=768, metadata={"help": "main-model width (also the token embedding size)"})
+    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "main-model feed-forward width"})
+    encoder_attention_heads: int = field(default=12, metadata={"help": "main-model attention heads"})
+    encoder_normalize_before: bool = field(
+        default=False, metadata={"help": "Pre-LN blocks (more stable when deep) instead of BERT's Post-LN"}
+    )
+    dropout: float = field(default=0.1, metadata={"help": "dropout of the main model"})
+    attention_dropout: float = field(default=0.1, metadata={"help": "attention-probability dropout of the main model"})
+    activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
+    max_positions: int = field(default=512, metadata={"help": "longest input sequence (learned absolute positions)"})
+    relative_position_buckets: int = field(
+        default=32, metadata={"help": "T5 relative position buckets shared by all layers; 0 turns the bias off"}
+    )
+    relative_position_max_distance: int = field(
+        default=128, metadata={"help": "distance beyond which relative positions share the last bucket"}
+    )
+    generator_layers: Optional[int] = field(
+        default=None, metadata={"help": "generator depth; default one third of --encoder-layers"}
+    )
+    generator_embed_dim: Optional[int] = field(
+        default=None, metadata={"help": "generator width; default the main width (narrower: ELECTRA-style)"}
+    )
+    generator_ffn_embed_dim: Optional[int] = field(
+        default=None, metadata={"help": "generator FFN width; default scales with the generator width"}
+    )
+    generator_attention_heads: Optional[int] = field(
+        default=None, metadata={"help": "generator heads; default scales with the generator width"}
+    )
+    generator_dropout: float = field(default=0.0, metadata={"help": "dropout (all kinds) inside the generator"})
+    allow_deep_generator: bool = field(
+        default=False, metadata={"help": "permit a generator as deep as or deeper than the main model"}
+    )
+    embedding_sharing: ChoiceEnum(SHARING_MODES) = field(
+        default="tied", metadata={"help": "token embeddings of generator and main model: tied, gdes (DeBERTaV3) or none"}
+    )
+    sampling_temperature: float = field(
+        default=1.0, metadata={"help": "temperature of the generator softmax the replacements are sampled from"}
+    )
+    scale_residual_init: bool = field(
+        default=False,
+        metadata={"help": "scale residual output projections by 1/sqrt(2 * layers) at init (deep models)"},
+    )
+    checkpoint_activations: bool = field(
+        default=False, metadata={"help": "recompute each layer's activations in backward to save memory"}
+    )
+    pooler_dropout: float = field(default=0.1, metadata={"help": "dropout in sentence classification heads"})
+    pooler_activation_fn: str = field(default="tanh", metadata={"help": "activation of sentence classification heads"})
+
+
+def dictionary_fingerprint(dictionary) -> int:
+    """A checksum of the symbol list, stored in checkpoints to catch a mismatched dictionary."""
+    return zlib.crc32("\n".join(dictionary.symbols).encode("utf-8"))
+
+
+def init_bert_weights(module: nn.Module):
+    """BERT initialisation: N(0, 0.02) weights, zero biases, unit LayerNorm."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+@register_model("metro", dataclass=MetroConfig)
+class MetroModel(BaseFairseqModel):
+    def __init__(self, cfg: MetroConfig, dictionary, with_generator: bool):
+        super().__init__()
+        self.cfg = cfg
+        self.padding_idx = dictionary.pad()
+        dim = cfg.encoder_embed_dim
+        self.embeddings = TokenEmbeddingSharing(
+            len(dictionary), dim, self.padding_idx, cfg.embedding_sharing, with_generator
+        )
+        self.encoder = self._build_encoder(
+            dim, cfg.encoder_ffn_embed_dim, cfg.encoder_layers, cfg.encoder_attention_heads, cfg.dropout,
+            cfg.attention_dropout, cfg.activation_dropout,
+        )
+        self.rtd_head = None
+        self.generator = None
+        self.generator_head = None
+        if with_generator:
+            self.rtd_head = ReplacedTokenDetectionHead(dim)
+            gen_dim = cfg.generator_embed_dim or dim
+            ratio = gen_dim / dim
+            self.generator = self._build_encoder(
+                gen_dim,
+                cfg.generator_ffn_embed_dim or int(cfg.encoder_ffn_embed_dim * ratio),
+                self.generator_depth(cfg),
+                cfg.generator_attention_heads or max(1, int(cfg.encoder_attention_heads * ratio)),
+                cfg.generator_dropout, cfg.generator_dropout, cfg.generator_dropout,
+            )
+            self.generator_head = GeneratorHead(gen_dim, dim, len(dictionary))
+        self.classification_heads = nn.ModuleDict()
+        self.register_buffer(
+            "dictionary_fingerprint", torch.tensor(dictionary_fingerprint(dictionary), dtype=torch.long)
+        )
+        self.apply(init_bert_weights)
+        self.embeddings.reset_parameters()
+        if cfg.scale_residual_init:
+            self._scale_residual_projections()
+
+    def _build_encoder(self, dim, ffn_dim, layers, heads, dropout, attention_dropout, activation_dropout):
+        cfg = self.cfg
+        return TransformerEncoder(
+            input_dim=cfg.encoder_embed_dim,
+            embed_dim=dim,
+            ffn_dim=ffn_dim,
+            num_layers=layers,
+            num_heads=heads,
+            max_positions=cfg.max_positions,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation_dropout=activation_dropout,
+            normalize_before=cfg.encoder_normalize_before,
+            relative_position_buckets=cfg.relative_position_buckets,
+            relative_position_max_distance=cfg.relative_position_max_distance,
+            checkpoint_activations=cfg.checkpoint_activations,
+        )
+
+    def _scale_residual_projections(self):
+        for encoder in (self.encoder, self.generator):
+            if encoder is None:
+                continue
+            scale = (2.0 * len(encoder.layers)) ** -0.5
+            for layer in encoder.layers:
+                for proj in layer.residual_projections():
+                    proj.weight.data.mul_(scale)
+
+    @staticmethod
+    def generator_depth(cfg) -> int:
+        return cfg.generator_layers if cfg.generator_layers is not None else max(1, cfg.encoder_layers // 3)
+
+    @classmethod
+    def build_model(cfg_cls, cfg: MetroConfig, task):
+        with_generator = getattr(task, "trains_generator", False)
+        if with_generator:
+            depth = cfg_cls.generator_depth(cfg)
+            if depth >= cfg.encoder_layers and not cfg.allow_deep_generator:
+                raise ValueError(
+                    f"--generator-layers {depth} is not shallower than --encoder-layers {cfg.encoder_layers}: "
+                    "a deep generator makes the replaced-token task too hard; lower --generator-layers "
+                    "or pass --allow-deep-generator"
+                )
+        tokens_per_sample = getattr(getattr(task, "cfg", None), "tokens_per_sample", None)
+        if tokens_per_sample is not None and tokens_per_sample > cfg.max_positions:
+            raise ValueError(
+                f"--tokens-per-sample {tokens_per_sample} exceeds --max-positions {cfg.max_positions}: "
+                "lower --tokens-per-sample or raise --max-positions"
+            )
+        return cfg_cls(cfg, task.source_dictionary, with_generator)
+
+    def max_positions(self):
+        return self.cfg.max_positions
+
+    def padding_mask(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens.eq(self.padding_idx)
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Main-model hidden states ``(B, T, C)`` for ``tokens``."""
+        return self.encoder(self.embeddings.embed_main(tokens), self.padding_mask(tokens))
+
+    def forward(
+        self,
+        src_tokens: torch.Tensor,
+        original_tokens: Optional[torch.Tensor] = None,
+        masked_index: Optional[torch.Tensor] = None,
+        features_only: bool = False,
+        classification_head_name: Optional[str] = None,
+        **kwargs,
+    ):
+        """Pretraining when ``masked_index`` is given, else the main model alone (fine-tuning).
+
+        Pretraining: ``src_tokens`` is the generator input (``<mask>`` at the selected positions),
+        ``original_tokens`` the uncorrupted sequence, ``masked_index`` the flat positions
+        (into ``B * T``) the generator predicts and the sampler replaces.
+        """
+        if masked_index is not None:
+            return self.pretraining_forward(src_tokens, original_tokens, masked_index)
+        x = self.encode(src_tokens)
+        if classification_head_name is not None:
+            x = self.classification_heads[classification_head_name](x)
+        return x, {}
+
+    def pretraining_forward(self, generator_input, original_tokens, masked_index):
+        if self.generator is None:
+            raise RuntimeError("this MetroModel was built without a generator (not for pretraining)")
+        padding_mask = self.padding_mask(original_tokens)
+        gen_hidden = self.generator(self.embeddings.embed_generator(generator_input), padding_mask)
+        gen_hidden = gen_hidden.flatten(0, 1).index_select(0, masked_index)
+        generator_logits = self.generator_head(gen_hidden, self.embeddings.generator_weight())
+        generator_targets = original_tokens.flatten().index_select(0, masked_index)
+
+        sampled = sample_replacements(generator_logits, self.cfg.sampling_temperature)
+        main_input = original_tokens.flatten().index_copy(0, masked_index, sampled).view_as(original_tokens)
+        main_hidden = self.encode(main_input)
+        return {
+            "generator_logits": generator_logits,
+            "generator_targets": generator_targets,
+            "main_input": main_input,
+            "main_hidden": main_hidden,
+            "rtd_logits": self.rtd_head(main_hidden),
+            "rtd_labels": main_input.ne(original_tokens),
+            "padding_mask": padding_mask,
+        }
+
+    def register_classification_head(self, name, num_classes=None, inner_dim=None, **kwargs):
+        if name in self.classification_heads:
+            prev = self.classification_heads[name].out_proj.out_features
+            if num_classes != prev:
+                logger.warning(f"re-registering head {name!r} with num_classes {num_classes} (was {prev})")
+        self.classification_heads[name] = RobertaClassificationHead(
+            input_dim=self.cfg.encoder_embed_dim,
+            inner_dim=inner_dim or self.cfg.encoder_embed_dim,
+            num_classes=num_classes,
+            activation_fn=self.cfg.pooler_activation_fn,
+            pooler_dropout=self.cfg.pooler_dropout,
+        )
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        saved = state_dict.get("dictionary_fingerprint")
+        if saved is not None and int(saved) != int(self.dictionary_fingerprint):
+            message = (
+                "the dictionary of this run does not match the one the checkpoint was trained with: "
+                "use the checkpoint's dict.txt (binarize with fairseq-preprocess --srcdict) or start a new --save-dir"
+            )
+            logger.error(message)
+            raise ValueError(message)
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg)
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        prefix = name + "." if name else ""
+        if self.generator is None:
+            # fine-tuning from a pretraining checkpoint: keep the main model, merge GDES, drop the rest
+            delta = state_dict.pop(prefix + "embeddings.delta", None)
+            if delta is not None:
+                state_dict[prefix + "embeddings.weight"] = state_dict[prefix + "embeddings.weight"] + delta
+            for key in list(state_dict):
+                if key.startswith(tuple(prefix + p for p in ("generator.", "generator_head.", "rtd_head."))):
+                    del state_dict[key]
+                if key.startswith(prefix + "embeddings.generator_table"):
+                    del state_dict[key]
+        # classification heads present in the model but not in the checkpoint keep their fresh init
+        for head_name, head in self.classification_heads.items():
+            for param_name, value in head.state_dict().items():
+                state_dict.setdefault(f"{prefix}classification_heads.{head_name}.{param_name}", value)
+        super().upgrade_state_dict_named(state_dict, name)
+
+
+def _set_defaults(args, **defaults):
+    for key, value in defaults.items():
+        setattr(args, key, getattr(args, key, value))
+
+
+@register_model_architecture("metro", "metro_tiny")
+def metro_tiny(args):
+    _set_defaults(
+        args, encoder_layers=3, encoder_embed_dim=64, encoder_ffn_embed_dim=256, encoder_attention_heads=4,
+        generator_layers=1, relative_position_buckets=32, relative_position_max_distance=128, max_positions=512,
+    )
+
+
+@register_model_architecture("metro", "metro_small")
+def metro_small(args):
+    _set_defaults(
+        args, encoder_layers=12, encoder_embed_dim=256, encoder_ffn_embed_dim=1024, encoder_attention_heads=4,
+        relative_position_buckets=32, relative_position_max_distance=128,
+    )
+
+
+@register_model_architecture("metro", "metro_base")
+def metro_base(args):
+    _set_defaults(
+        args, encoder_layers=12, encoder_embed_dim=768, encoder_ffn_embed_dim=3072, encoder_attention_heads=12,
+        relative_position_buckets=64, relative_position_max_distance=128,
+    )
+
+
+@register_model_architecture("metro", "metro_large")
+def metro_large(args):
+    _set_defaults(
+        args, encoder_layers=24, encoder_embed_dim=1024, encoder_ffn_embed_dim=4096, encoder_attention_heads=16,
+        relative_position_buckets=128, relative_position_max_distance=256,
+    )

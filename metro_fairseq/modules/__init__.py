@@ -1,0 +1,19 @@
+from .relative_position import RelativePositionBias, relative_position_bucket
+from .attention import SelfAttention
+from .transformer_layer import TransformerEncoderLayer
+from .encoder import TransformerEncoder
+from .embedding_sharing import TokenEmbeddingSharing
+from .heads import GeneratorHead, ReplacedTokenDetectionHead
+from .sampling import sample_replacements
+
+__all__ = [
+    "GeneratorHead",
+    "RelativePositionBias",
+    "ReplacedTokenDetectionHead",
+    "SelfAttention",
+    "TokenEmbeddingSharing",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "relative_position_bucket",
+    "sample_replacements",
+]

@@ -1,0 +1,83 @@
+"""Transformer encoder shared by the main model and the generator.
+
+Token embeddings are looked up by the caller (they may be shared or GDES-composed, see
+``embedding_sharing.py``); the encoder adds learned absolute positions and, optionally, one
+T5 relative position bias computed once per forward and reused by every layer.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+from .relative_position import RelativePositionBias
+from .transformer_layer import TransformerEncoderLayer
+
+
+class TransformerEncoder(nn.Module):
+    def __init__(
+        self,
+        input_dim: int,
+        embed_dim: int,
+        ffn_dim: int,
+        num_layers: int,
+        num_heads: int,
+        max_positions: int,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        activation_dropout: float = 0.0,
+        normalize_before: bool = False,
+        relative_position_buckets: int = 0,
+        relative_position_max_distance: int = 128,
+        checkpoint_activations: bool = False,
+    ):
+        super().__init__()
+        # a narrower encoder (ELECTRA-style generator) reads the shared embeddings through a projection
+        self.input_proj = nn.Linear(input_dim, embed_dim) if input_dim != embed_dim else None
+        self.embed_positions = nn.Embedding(max_positions, embed_dim)
+        self.embed_layer_norm = nn.LayerNorm(embed_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.relative_bias = (
+            RelativePositionBias(num_heads, relative_position_buckets, relative_position_max_distance)
+            if relative_position_buckets > 0
+            else None
+        )
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(
+                embed_dim, ffn_dim, num_heads, dropout, attention_dropout, activation_dropout, normalize_before
+            )
+            for _ in range(num_layers)
+        )
+        self.final_layer_norm = nn.LayerNorm(embed_dim) if normalize_before else None
+        self.max_positions = max_positions
+        self.checkpoint_activations = checkpoint_activations
+
+    def attention_bias(self, padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Additive ``(B, heads or 1, T, T)`` mask: relative bias plus the dtype's lowest value on padded keys."""
+        seq_len = padding_mask.size(1)
+        pad = torch.zeros(padding_mask.shape, dtype=dtype, device=padding_mask.device)
+        pad = pad.masked_fill(padding_mask, torch.finfo(dtype).min)[:, None, None, :]
+        if self.relative_bias is None:
+            return pad
+        return self.relative_bias(seq_len).to(dtype) + pad
+
+    def forward(self, token_embeddings: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        """token_embeddings: ``(B, T, input_dim)``; padding_mask: ``(B, T)``, True at padding."""
+        seq_len = token_embeddings.size(1)
+        if seq_len > self.max_positions:
+            raise ValueError(
+                f"sequence of {seq_len} tokens exceeds max_positions={self.max_positions}; "
+                "lower --tokens-per-sample or train with a larger --max-positions"
+            )
+        x = token_embeddings if self.input_proj is None else self.input_proj(token_embeddings)
+        positions = torch.arange(seq_len, device=x.device)
+        x = self.dropout(self.embed_layer_norm(x + self.embed_positions(positions)))
+        attn_bias = self.attention_bias(padding_mask, x.dtype)
+        for layer in self.layers:
+            if self.checkpoint_activations and self.training:
+                x = checkpoint(layer, x, attn_bias, use_reentrant=False)
+            else:
+                x = layer(x, attn_bias)
+        if self.final_layer_norm is not None:
+            x = self.final_layer_norm(x)
+        return x

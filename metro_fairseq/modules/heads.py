@@ -1,0 +1,30 @@
+"""Output heads of the pretraining model."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class GeneratorHead(nn.Module):
+    """Generator MLM head: dense -> GELU -> LayerNorm -> projection tied to the embeddings + bias."""
+
+    def __init__(self, hidden_dim: int, embed_dim: int, vocab_size: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden_dim, embed_dim)
+        self.layer_norm = nn.LayerNorm(embed_dim)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, x: torch.Tensor, embedding_weight: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.layer_norm(F.gelu(self.dense(x))), embedding_weight, self.bias)
+
+
+class ReplacedTokenDetectionHead(nn.Module):
+    """RTD head: dense -> GELU -> LayerNorm -> Linear(d, 1); logit > 0 means "replaced"."""
+
+    def __init__(self, embed_dim: int):
+        super().__init__()
+        self.dense = nn.Linear(embed_dim, embed_dim)
+        self.layer_norm = nn.LayerNorm(embed_dim)
+        self.out_proj = nn.Linear(embed_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.layer_norm(F.gelu(self.dense(x)))).squeeze(-1)

@@ -1,0 +1,42 @@
+"""One Transformer encoder block, Post-LN (BERT, the default) or Pre-LN."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import SelfAttention
+
+
+class TransformerEncoderLayer(nn.Module):
+    def __init__(
+        self,
+        embed_dim: int,
+        ffn_dim: int,
+        num_heads: int,
+        dropout: float,
+        attention_dropout: float,
+        activation_dropout: float,
+        normalize_before: bool,
+    ):
+        super().__init__()
+        self.self_attn = SelfAttention(embed_dim, num_heads, attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(embed_dim)
+        self.fc1 = nn.Linear(embed_dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, embed_dim)
+        self.final_layer_norm = nn.LayerNorm(embed_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.activation_dropout = nn.Dropout(activation_dropout)
+        self.normalize_before = normalize_before
+
+    def residual_projections(self):
+        """The linear layers that write into the residual stream (for scaled init)."""
+        return [self.self_attn.out_proj, self.fc2]
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation_dropout(F.gelu(self.fc1(x))))
+
+    def forward(self, x: torch.Tensor, attn_bias) -> torch.Tensor:
+        if self.normalize_before:
+            x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), attn_bias))
+            return x + self.dropout(self._ffn(self.final_layer_norm(x)))
+        x = self.self_attn_layer_norm(x + self.dropout(self.self_attn(x, attn_bias)))
+        return self.final_layer_norm(x + self.dropout(self._ffn(x)))

@@ -1,0 +1,128 @@
+"""Task ``metro_pretraining``: blocks of binarized text, ``<s>`` prepended, positions selected for
+the generator. Data is ``fairseq-preprocess --only-source`` output; several shards ``a:b:c`` are
+read round-robin, one per epoch, as fairseq's ``masked_lm`` does."""
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from fairseq.data import (
+    Dictionary,
+    PrependTokenDataset,
+    SortDataset,
+    TokenBlockDataset,
+    TruncateDataset,
+    data_utils,
+)
+from fairseq.data.shorten_dataset import maybe_shorten_dataset
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks.masked_lm import SAMPLE_BREAK_MODE_CHOICES, SHORTEN_METHOD_CHOICES
+from omegaconf import II
+
+from ..data import TokenMaskingDataset, validate_masking_probabilities
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class MetroPretrainingConfig(FairseqDataclass):
+    data: str = field(
+        default="",
+        metadata={"help": "fairseq-preprocess --only-source output; shards separated by ':' are used one per epoch"},
+    )
+    sample_break_mode: SAMPLE_BREAK_MODE_CHOICES = field(
+        default="complete",
+        metadata={"help": "none: fill blocks regardless of sentences; complete: whole sentences; "
+                  "complete_doc: whole sentences, never across a document boundary (blank line)"},
+    )
+    tokens_per_sample: int = field(default=512, metadata={"help": "block length including the leading <s>"})
+    mask_prob: float = field(default=0.15, metadata={"help": "fraction of non-special tokens the generator predicts"})
+    leave_unmasked_prob: float = field(
+        default=0.0, metadata={"help": "fraction of selected tokens left unchanged in the generator input"}
+    )
+    random_token_prob: float = field(
+        default=0.0, metadata={"help": "fraction of selected tokens replaced by a random token in the generator input"}
+    )
+    shorten_method: SHORTEN_METHOD_CHOICES = field(
+        default="none", metadata={"help": "shorten over-long sequences: none, truncate or random_crop"}
+    )
+    shorten_data_split_list: str = field(default="", metadata={"help": "splits to shorten (comma-separated)"})
+    seed: int = II("common.seed")
+
+
+@register_task("metro_pretraining", dataclass=MetroPretrainingConfig)
+class MetroPretrainingTask(FairseqTask):
+    cfg: MetroPretrainingConfig
+    # read by MetroModel.build_model: pretraining builds the generator and the RTD head
+    trains_generator = True
+
+    def __init__(self, cfg: MetroPretrainingConfig, dictionary: Dictionary):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+        self.mask_idx = dictionary.add_symbol("<mask>")
+
+    @classmethod
+    def setup_task(cls, cfg: MetroPretrainingConfig, **kwargs):
+        paths = [p for p in cfg.data.split(":") if p]
+        if not paths:
+            raise ValueError("no data directory given: pass the fairseq-preprocess output directory as DATA")
+        for path in paths:
+            if not os.path.isdir(path):
+                raise FileNotFoundError(
+                    f"data directory {path} does not exist: binarize your corpus with "
+                    "scripts/prepare_corpus.py or fairseq-preprocess --only-source --destdir " + path
+                )
+        dict_path = os.path.join(paths[0], "dict.txt")
+        if not os.path.isfile(dict_path):
+            raise FileNotFoundError(
+                f"{dict_path} is missing: DATA must be a fairseq-preprocess --only-source output directory"
+            )
+        validate_masking_probabilities(cfg.mask_prob, cfg.leave_unmasked_prob, cfg.random_token_prob)
+        dictionary = Dictionary.load(dict_path)
+        logger.info(f"dictionary: {len(dictionary)} types (before <mask>)")
+        return cls(cfg, dictionary)
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        paths = [p for p in self.cfg.data.split(":") if p]
+        data_path = paths[(epoch - 1) % len(paths)]
+        split_path = os.path.join(data_path, split)
+        dataset = data_utils.load_indexed_dataset(split_path, self.source_dictionary, combine=combine)
+        if dataset is None:
+            raise FileNotFoundError(
+                f"split {split!r} not found in {data_path} (expected {split_path}.bin/.idx from fairseq-preprocess)"
+            )
+        dataset = maybe_shorten_dataset(
+            dataset, split, self.cfg.shorten_data_split_list, self.cfg.shorten_method,
+            self.cfg.tokens_per_sample - 1, self.cfg.seed,
+        )
+        # one slot of each block is left for the <s> prepended below
+        block_size = self.cfg.tokens_per_sample - 1
+        if self.cfg.sample_break_mode in ("complete", "complete_doc"):
+            # a sentence longer than a block would form an over-long block of its own
+            too_long = int((dataset.sizes > block_size).sum())
+            if too_long:
+                logger.warning(f"{split}: truncating {too_long} sentences longer than {block_size} tokens")
+                dataset = TruncateDataset(dataset, block_size)
+        dataset = TokenBlockDataset(
+            dataset, dataset.sizes, block_size,
+            pad=self.source_dictionary.pad(), eos=self.source_dictionary.eos(),
+            break_mode=self.cfg.sample_break_mode,
+        )
+        dataset = PrependTokenDataset(dataset, self.source_dictionary.bos())
+        logger.info(f"loaded {len(dataset)} blocks from {split_path}")
+        masked = TokenMaskingDataset(
+            dataset, self.source_dictionary, self.mask_idx, seed=self.cfg.seed, mask_prob=self.cfg.mask_prob,
+            leave_unmasked_prob=self.cfg.leave_unmasked_prob, random_token_prob=self.cfg.random_token_prob,
+        )
+        with data_utils.numpy_seed(self.cfg.seed + epoch):
+            shuffle = np.random.permutation(len(masked))
+        self.datasets[split] = SortDataset(masked, sort_order=[shuffle, dataset.sizes])
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary

@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""Raw text -> SentencePiece model -> fairseq-binarized data for ``--task metro_pretraining``.
+
+Input files hold one sentence (or paragraph) per line; a blank line ends a document (used by
+``--sample-break-mode complete_doc``). Example:
+
+    python scripts/prepare_corpus.py --train corpus.train.txt --valid corpus.valid.txt \
+        --vocab-size 32000 --destdir data-bin/corpus
+
+writes ``DESTDIR/spm.model``, ``DESTDIR/dict.txt`` and ``DESTDIR/{train,valid}.{bin,idx}``.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+
+def fail(message: str):
+    sys.exit(f"prepare_corpus: error: {message}")
+
+
+def log(message: str):
+    print(f"[prepare_corpus] {message}", flush=True)
+
+
+def check_text(path: str, what: str) -> int:
+    if not os.path.isfile(path):
+        fail(f"{what} file {path} does not exist")
+    with open(path, encoding="utf-8") as f:
+        words = sum(len(line.split()) for line in f)
+    if words == 0:
+        fail(f"{what} file {path} is empty or only whitespace: give it text, one sentence per line")
+    return words
+
+
+def train_sentencepiece(train: str, prefix: str, vocab_size: int, model_type: str, max_sentences: int):
+    import sentencepiece as spm
+
+    # fairseq's Dictionary adds <s>, <pad>, </s>, <unk> itself; SentencePiece keeps its own
+    # ids for them, which never reach fairseq because we binarize pieces, not ids.
+    spm.SentencePieceTrainer.train(
+        input=train,
+        model_prefix=prefix,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=1.0,
+        input_sentence_size=max_sentences,
+        shuffle_input_sentence=True,
+        minloglevel=2,
+    )
+
+
+def write_fairseq_dict(prefix: str, dict_path: str) -> int:
+    """One line ``piece count`` per SentencePiece piece, specials excluded (fairseq adds its own)."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    n = 0
+    with open(dict_path, "w", encoding="utf-8") as out:
+        for i in range(sp.get_piece_size()):
+            if sp.is_control(i) or sp.is_unknown(i):
+                continue
+            # fairseq loads counts only for ordering; SentencePiece's order is kept
+            out.write(f"{sp.id_to_piece(i)} {sp.get_piece_size() - i}\n")
+            n += 1
+    return n
+
+
+def encode(prefix: str, src: str, dst: str) -> int:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    pieces = 0
+    with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
+        for line in fin:
+            line = line.strip()
+            encoded = sp.encode(line, out_type=str) if line else []  # blank lines keep document breaks
+            pieces += len(encoded)
+            fout.write(" ".join(encoded) + "\n")
+    return pieces
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", required=True, help="raw training text, one sentence per line")
+    p.add_argument("--valid", required=True, help="raw validation text, one sentence per line")
+    p.add_argument("--destdir", required=True, help="output directory (fairseq DATA for fairseq-train)")
+    p.add_argument("--vocab-size", type=int, default=32000, help="SentencePiece vocabulary size")
+    p.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"], help="SentencePiece model type")
+    p.add_argument("--max-sentences", type=int, default=2_000_000, help="lines sampled to train SentencePiece")
+    p.add_argument("--spm-model", help="reuse this SentencePiece model (PREFIX.model) instead of training one")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="fairseq-preprocess workers")
+    args = p.parse_args(argv)
+
+    train_words = check_text(args.train, "training")
+    valid_words = check_text(args.valid, "validation")
+    log(f"training text: {train_words:,} words; validation text: {valid_words:,} words")
+    os.makedirs(args.destdir, exist_ok=True)
+    prefix = os.path.join(args.destdir, "spm")
+    if args.spm_model:
+        if not os.path.isfile(args.spm_model):
+            fail(f"--spm-model {args.spm_model} does not exist")
+        prefix = args.spm_model[: -len(".model")] if args.spm_model.endswith(".model") else args.spm_model
+    else:
+        log(f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")
+        try:
+            train_sentencepiece(args.train, prefix, args.vocab_size, args.model_type, args.max_sentences)
+        except RuntimeError as e:
+            fail(f"SentencePiece training failed ({e}); for a small corpus lower --vocab-size")
+    dict_path = os.path.join(args.destdir, "dict.txt")
+    log(f"wrote {write_fairseq_dict(prefix, dict_path)} symbols to {dict_path}")
+
+    for split, src in (("train", args.train), ("valid", args.valid)):
+        dst = os.path.join(args.destdir, f"{split}.spm.txt")
+        log(f"{split}: {encode(prefix, src, dst):,} pieces -> {dst}")
+    log("binarizing with fairseq-preprocess")
+    cmd = [
+        sys.executable, "-m", "fairseq_cli.preprocess", "--only-source",
+        "--srcdict", dict_path,
+        "--trainpref", os.path.join(args.destdir, "train.spm.txt"),
+        "--validpref", os.path.join(args.destdir, "valid.spm.txt"),
+        "--destdir", args.destdir,
+        "--workers", str(args.workers),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        fail("fairseq-preprocess failed (its output is above)")
+    for split in ("train", "valid"):
+        os.remove(os.path.join(args.destdir, f"{split}.spm.txt"))
+    log(f"done: train with  fairseq-train {args.destdir} --user-dir metro_fairseq --task metro_pretraining ...")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="metro_fairseq",
+    version="0.1.0",
+    description="METRO-style pretraining (generator + replaced-token detection) as a fairseq plugin",
+    packages=find_packages(include=["metro_fairseq", "metro_fairseq.*"]),
+    package_data={"metro_fairseq": ["config/**/*.yaml"]},
+    python_requires=">=3.8",
+    install_requires=[
+        "torch>=1.13",
+        # PyPI fairseq 0.12.2 does not import on Python >= 3.11 (dataclass defaults);
+        # fairseq-fixed is fairseq main with that fix and provides the same `fairseq` package.
+        "fairseq==0.12.2; python_version < '3.11'",
+        "fairseq-fixed==0.12.3.1; python_version >= '3.11'",
+        "fairscale",
+        "hydra-core>=1.0.7,<1.4",
+        "omegaconf>=2.0.6,<2.4",
+        "sentencepiece",
+        "submitit",
+        "numpy",
+    ],
+    extras_require={"dev": ["pytest", "matplotlib"]},
+)
