@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
 # Create .venv (if absent) and install metro_fairseq with everything it needs.
-# Sourced by demo.sh and test.sh; safe to run again (it only installs what is missing).
+# Sourced by demo.sh and test.sh; running it again only installs what is missing.
+#   PYTHON=python3.11   interpreter for a new venv
+#   METRO_VENV=path     use another venv location
+#   METRO_TORCH=spec    torch requirement when none is installed (default torch==2.13.0)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${METRO_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 
 if [ ! -x "$VENV/bin/python" ]; then
+  venv_flags=()
+  # a torch already installed for this interpreter (e.g. a CUDA build on a GPU node) is kept
+  if "$PY" -c "import torch" 2>/dev/null; then
+    echo "[setup] reusing the torch installed for $PY"
+    venv_flags+=(--system-site-packages)
+  fi
   echo "[setup] creating $VENV"
-  "$PY" -m venv "$VENV"
+  "$PY" -m venv "${venv_flags[@]}" "$VENV"
 fi
 VPY="$VENV/bin/python"
+pipq() { "$VPY" -m pip install -q --disable-pip-version-check "$@"; }
 
 if ! "$VPY" -c "import torch" 2>/dev/null; then
-  # Install torch on its own first: pinning a release that has a local CPU wheel keeps pip
-  # from resolving a multi-GB CUDA build as a transitive dependency. An existing torch is kept.
-  echo "[setup] installing torch"
-  "$VPY" -m pip install -q --upgrade pip
-  "$VPY" -m pip install -q "torch==${METRO_TORCH_VERSION:-2.13.0}" || "$VPY" -m pip install -q torch
+  # torch first and pinned: left to resolve it as a dependency, pip picks a multi-GB CUDA build
+  echo "[setup] installing ${METRO_TORCH:-torch==2.13.0}"
+  pipq "${METRO_TORCH:-torch==2.13.0}"
 fi
 
-stamp="$VENV/.metro_installed"
+stamp="$VENV/.metro_fairseq_installed"
 if [ ! -f "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ]; then
-  echo "[setup] installing metro_fairseq and its dependencies (first time: a few minutes)"
-  "$VPY" -m pip install -q -e "$ROOT[dev]"
+  echo "[setup] installing metro_fairseq and its dependencies (first time: a few minutes, fairseq compiles)"
+  # fairseq builds C++ extensions against torch; without build isolation it uses the torch above
+  # instead of downloading another one into a temporary build environment
+  pipq setuptools wheel cython "numpy<2.5"
+  pipq --no-build-isolation -e "$ROOT[dev]"
   touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -146,7 +146,7 @@ def test_resume_with_other_dictionary_is_refused(straight_run, wiki_text, tmp_pa
     shutil.copytree(save, resume)
     r = run(train_cmd(other, resume, 50), check=False)
     assert r.returncode != 0
-    assert "does not match the one the checkpoint was trained with" in r.stdout + r.stderr
+    assert "does not match the one the checkpoint was trained with" in last_line(r)
     assert "begin training" not in r.stdout + r.stderr
 
 

@@ -191,6 +191,6 @@ def test_dictionary_mismatch_is_refused():
         d2.add_symbol(f"x{i}")
     d2.add_symbol("<mask>")
     other = MetroModel(tiny_cfg(), d2, True)
-    with pytest.raises(ValueError, match="dictionary"):
+    with pytest.raises(SystemExit, match="dictionary"):
         other.load_state_dict(state)
     build().load_state_dict(state)  # same dictionary loads

@@ -254,12 +254,12 @@ class MetroModel(BaseFairseqModel):
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         saved = state_dict.get("dictionary_fingerprint")
         if saved is not None and int(saved) != int(self.dictionary_fingerprint):
-            message = (
-                "the dictionary of this run does not match the one the checkpoint was trained with: "
-                "use the checkpoint's dict.txt (binarize with fairseq-preprocess --srcdict) or start a new --save-dir"
+            # SystemExit, not an Exception: fairseq's trainer rewraps any Exception raised here
+            # into a generic "architectures match" message that hides the cause
+            raise SystemExit(
+                "metro_fairseq: error: the dictionary of this run does not match the one the checkpoint was "
+                "trained with: use the checkpoint's dict.txt (fairseq-preprocess --srcdict) or a new --save-dir"
             )
-            logger.error(message)
-            raise ValueError(message)
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg)
 
     def upgrade_state_dict_named(self, state_dict, name):

@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""Summarise a metro pretraining run from its fairseq log and plot the training curves.
+
+    python scripts/training_report.py --log outputs/demo/train.log --plot outputs/demo/training_curves.png
+
+The log is what ``fairseq-train --log-file LOG`` writes (or its captured output), with
+``--log-format simple`` or ``json``.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+
+NUMBER = r"(-?[0-9.]+(?:e[-+]?[0-9]+)?|inf|nan)"
+SIMPLE_TRAIN = re.compile(r"(\w+)=" + NUMBER)
+SIMPLE_VALID = re.compile(r"\| (\w+) " + NUMBER)
+
+
+def read_log(path):
+    """Per-interval train stats and validation stats (lists of dicts in update order) from a
+    fairseq log in ``--log-format json`` or ``simple``."""
+    train, valid = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            start = line.find("{")
+            if start >= 0:
+                try:
+                    stats = json.loads(line[start:])
+                except json.JSONDecodeError:
+                    continue
+                if "valid_loss" in stats:
+                    valid.append({k[len("valid_"):]: v for k, v in stats.items() if k.startswith("valid_")})
+                elif "loss" in stats and "num_updates" in stats:
+                    train.append(stats)
+            elif "| train_inner |" in line:
+                train.append(dict(SIMPLE_TRAIN.findall(line)))
+            elif "| valid |" in line and "| valid on " in line:
+                valid.append(dict(SIMPLE_VALID.findall(line)))
+    return _numeric(train), _numeric(valid)
+
+
+def _numeric(rows):
+    out = []
+    for row in rows:
+        values = {}
+        for key, value in row.items():
+            try:
+                values[key] = float(value)
+            except (TypeError, ValueError):
+                pass
+        out.append(values)
+    return out
+
+
+def plot(train, valid, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["num_updates"] for r in train]
+    vsteps = [r["num_updates"] for r in valid]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax = axes[0]
+    ax.plot(steps, [r["mlm_loss"] for r in train], label="generator MLM (train)")
+    ax.plot(vsteps, [r["mlm_loss"] for r in valid], "o--", label="generator MLM (valid)")
+    ax.set_title("generator masked-LM loss (bits/token)")
+    ax = axes[1]
+    ax.plot(steps, [r["rtd_loss"] for r in train], label="RTD (train)")
+    ax.plot(vsteps, [r["rtd_loss"] for r in valid], "o--", label="RTD (valid)")
+    ax.set_title("replaced-token detection loss (bits/token)")
+    ax = axes[2]
+    ax.plot(steps, [r["rtd_acc"] for r in train], label="RTD accuracy")
+    ax.plot(steps, [1 - r["replace_rate"] for r in train], ":", label="all-original baseline")
+    ax.plot(steps, [r["rtd_precision"] for r in train], label="precision (replaced)")
+    ax.plot(steps, [r["rtd_recall"] for r in train], label="recall (replaced)")
+    ax.plot(steps, [r["mlm_acc"] for r in train], label="generator accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title("accuracies (train)")
+    for ax in axes:
+        ax.set_xlabel("updates")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--log", required=True, help="fairseq-train log (--log-format simple or json)")
+    p.add_argument("--plot", help="write the training curves to this PNG")
+    p.add_argument("--save-dir", help="checkpoint directory to mention in the report")
+    args = p.parse_args(argv)
+    if not os.path.isfile(args.log):
+        sys.exit(f"training_report: error: log {args.log} does not exist")
+    train, valid = read_log(args.log)
+    if not train:
+        sys.exit(f"training_report: error: no training stats in {args.log}; train with --log-format simple or json")
+    first, last = train[0], train[-1]
+    rows = [
+        ("updates", f"{first['num_updates']:.0f}", f"{last['num_updates']:.0f}"),
+        ("total loss (MLM + w * RTD)", f"{first['loss']:.3f}", f"{last['loss']:.3f}"),
+        ("generator MLM loss (bits)", f"{first['mlm_loss']:.3f}", f"{last['mlm_loss']:.3f}"),
+        ("generator accuracy", f"{first['mlm_acc']:.3f}", f"{last['mlm_acc']:.3f}"),
+        ("RTD loss (bits)", f"{first['rtd_loss']:.4f}", f"{last['rtd_loss']:.4f}"),
+        ("RTD accuracy", f"{first['rtd_acc']:.4f}", f"{last['rtd_acc']:.4f}"),
+        ("all-original baseline accuracy", f"{1 - first['replace_rate']:.4f}", f"{1 - last['replace_rate']:.4f}"),
+        ("replace rate", f"{first['replace_rate']:.4f}", f"{last['replace_rate']:.4f}"),
+        ("RTD precision / recall", f"{first['rtd_precision']:.3f} / {first['rtd_recall']:.3f}",
+         f"{last['rtd_precision']:.3f} / {last['rtd_recall']:.3f}"),
+    ]
+    print("| training interval | first | last |\n|---|---|---|")
+    for name, a, b in rows:
+        print(f"| {name} | {a} | {b} |")
+    if valid:
+        v = valid[-1]
+        margin = v["rtd_acc"] - (1 - v["replace_rate"])
+        print(
+            f"\nvalidation at update {v['num_updates']:.0f}: MLM loss {v['mlm_loss']:.3f} bits, "
+            f"RTD accuracy {v['rtd_acc']:.4f} vs {1 - v['replace_rate']:.4f} for always answering 'original' "
+            f"({margin:+.4f}), replace rate {v['replace_rate']:.4f}, RTD precision {v['rtd_precision']:.3f} "
+            f"recall {v['rtd_recall']:.3f}"
+        )
+    if args.plot:
+        plot(train, valid, args.plot)
+        print(f"plot: {args.plot}")
+    print(f"log: {args.log}")
+    if args.save_dir:
+        print(f"checkpoints: {args.save_dir} (checkpoint_last.pt, checkpoint_best.pt)")
+
+
+if __name__ == "__main__":
+    main()
