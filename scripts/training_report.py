@@ -34,9 +34,9 @@ def read_log(path):
                     valid.append({k[len("valid_"):]: v for k, v in stats.items() if k.startswith("valid_")})
                 elif "loss" in stats and "num_updates" in stats:
                     train.append(stats)
-            elif "| train_inner |" in line:
+            elif "num_updates=" in line:  # simple format, one line per --log-interval
                 train.append(dict(SIMPLE_TRAIN.findall(line)))
-            elif "| valid |" in line and "| valid on " in line:
+            elif "valid on '" in line:
                 valid.append(dict(SIMPLE_VALID.findall(line)))
     return _numeric(train), _numeric(valid)
 

@@ -38,7 +38,7 @@ def train_logs(stdout_and_err: str):
 @pytest.fixture(scope="module")
 def straight_run(wiki_bin, tmp_path_factory):
     save = tmp_path_factory.mktemp("straight")
-    r = run(train_cmd(wiki_bin, save, 45))
+    r = run(train_cmd(wiki_bin, save, 45, "--log-file", str(save / "train.log")))
     return save, train_logs(r.stdout + r.stderr)
 
 
@@ -65,6 +65,15 @@ def test_resume_gives_identical_losses(straight_run, wiki_bin, tmp_path):
     for step in again:
         for key in ("loss", "mlm_loss", "rtd_loss", "rtd_acc", "gnorm"):
             assert again[step][key] == logs[step][key], (step, key)
+
+
+def test_training_report_and_plot(straight_run, tmp_path):
+    save, logs = straight_run
+    png = tmp_path / "curves.png"
+    r = run([sys.executable, "scripts/training_report.py", "--log", str(save / "train.log"), "--plot", str(png)])
+    assert f"| RTD accuracy | {float(logs[5]['rtd_acc']):.4f} | {float(logs[45]['rtd_acc']):.4f} |" in r.stdout
+    assert "all-original baseline accuracy" in r.stdout and "validation at update 45" in r.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
 
 
 def test_checkpoint_loads_with_weights_only_loader(straight_run):

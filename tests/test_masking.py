@@ -101,3 +101,17 @@ def test_collater_flat_indices():
     assert torch.equal(flat.view(B, T), expected)
     assert batch["ntokens"] == 202 + 50
     assert (net["src_tokens"].view(-1)[net["masked_index"]] == mask_idx).all()
+
+
+def test_crop_view_is_contiguous_and_sized():
+    d, mask_idx, ds = make(n=5, length=100)
+    ds.crop_ratio = 0.9
+    for i in range(len(ds)):
+        item = ds[i]
+        crop, original = item["crop"], item["original"]
+        assert crop[0] == d.bos() and len(crop) == 1 + round(0.9 * (len(original) - 1))
+        body = original[1:].tolist()
+        span = crop[1:].tolist()
+        assert any(body[s : s + len(span)] == span for s in range(len(body) - len(span) + 1))
+    batch = ds.collater([ds[0], ds[1]])
+    assert batch["net_input"]["crop_tokens"].shape == (2, 1 + round(0.9 * 101))

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from fairseq.data import Dictionary
 
 import metro_fairseq.models.metro as metro_module
+from metro_fairseq.criterions.contrastive import info_nce_terms
 from metro_fairseq.models.metro import MetroConfig, MetroModel
 
 
@@ -26,9 +27,9 @@ def tiny_cfg(**kw):
     return MetroConfig(**base)
 
 
-def build(with_generator=True, **kw):
+def build(with_generator=True, clm=False, scl_view="none", **kw):
     torch.manual_seed(0)
-    return MetroModel(tiny_cfg(**kw), dictionary(), with_generator)
+    return MetroModel(tiny_cfg(**kw), dictionary(), with_generator, clm=clm, scl_view=scl_view)
 
 
 def batch(d=None, seed=0):
@@ -79,12 +80,24 @@ def grads_of(model, loss):
     return {n: (p.grad is not None and p.grad.abs().sum().item() > 0) for n, p in model.named_parameters()}
 
 
-def losses(model):
+def all_losses(model):
     gen_input, original, masked_index = batch()
-    out = model(gen_input, original_tokens=original, masked_index=masked_index)
-    mlm = F.cross_entropy(out["generator_logits"], out["generator_targets"])
-    rtd = F.binary_cross_entropy_with_logits(out["rtd_logits"], out["rtd_labels"].float())
-    return mlm, rtd
+    crop = original[:, [0, 2, 3, 4, 5]]
+    out = model(gen_input, original_tokens=original, masked_index=masked_index, crop_tokens=crop)
+    result = {
+        "mlm": F.cross_entropy(out["generator_logits"], out["generator_targets"]),
+        "rtd": F.binary_cross_entropy_with_logits(out["rtd_logits"], out["rtd_labels"].float()),
+    }
+    if "clm_logits" in out:
+        result["clm"] = F.cross_entropy(out["clm_logits"], out["generator_targets"])
+    if "scl_embeddings" in out:
+        result["scl"] = info_nce_terms(out["scl_embeddings"], 0.5)["scl_loss"]
+    return result
+
+
+def losses(model):
+    result = all_losses(model)
+    return result["mlm"], result["rtd"]
 
 
 def test_tied_sharing_both_losses_reach_shared_table():
@@ -112,14 +125,35 @@ def test_no_sharing_keeps_tables_apart():
     assert g_rtd["embeddings.weight"] and not g_rtd["embeddings.generator_table"]
 
 
+@pytest.mark.parametrize("scl_view", ["crop", "dropout"])
 @pytest.mark.parametrize("sharing", ["tied", "gdes", "none"])
-def test_main_model_loss_never_reaches_generator(sharing):
-    model = build(embedding_sharing=sharing)
-    _, rtd = losses(model)
-    g = grads_of(model, rtd)
-    generator = [k for k in g if k.startswith(("generator.", "generator_head."))]
-    assert generator and not any(g[k] for k in generator)
-    assert g["rtd_head.out_proj.weight"] and g["encoder.layers.0.fc1.weight"]
+def test_main_model_losses_never_reach_generator(sharing, scl_view):
+    model = build(embedding_sharing=sharing, clm=True, scl_view=scl_view)
+    found = all_losses(model)
+    assert set(found) == {"mlm", "rtd", "clm", "scl"}
+    generator = [n for n, _ in model.named_parameters() if n.startswith(("generator.", "generator_head."))]
+    for name in ("rtd", "clm", "scl"):
+        g = grads_of(model, found[name])
+        assert generator and not any(g[k] for k in generator), name
+        assert g["encoder.layers.0.fc1.weight"], name
+        # under gdes the main model's losses move only E_delta, never the generator's table
+        if sharing == "gdes":
+            assert g["embeddings.delta"] and not g["embeddings.weight"], name
+        if sharing == "none":
+            assert g["embeddings.weight"] and not g["embeddings.generator_table"], name
+    assert grads_of(model, found["clm"])["clm_head.bias"]
+    assert grads_of(model, found["scl"])["scl_head.dense.weight"]
+
+
+def test_dropout_views_differ_only_by_dropout():
+    model = build(scl_view="dropout", dropout=0.1, attention_dropout=0.1)
+    gen_input, original, masked_index = batch()
+    z = model(gen_input, original_tokens=original, masked_index=masked_index)["scl_embeddings"]
+    assert z.shape == (4, 16) and not torch.allclose(z[:2], z[2:])
+    model.eval()
+    z = model(gen_input, original_tokens=original, masked_index=masked_index)["scl_embeddings"]
+    assert torch.allclose(z[:2], z[2:], atol=1e-5)
+    assert torch.allclose(z.norm(dim=-1), torch.ones(4), atol=1e-5)
 
 
 def test_generator_defaults_and_narrow_generator():

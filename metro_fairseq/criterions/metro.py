@@ -1,29 +1,34 @@
-"""Criterion ``metro``: generator MLM + weighted replaced-token detection.
+"""Criterion ``metro``: generator MLM + weighted replaced-token detection, plus COCO-LM's corrective
+LM and sequence contrastive learning when the task switches them on (``--clm``, ``--scl-view``):
 
     loss = mean_{masked} CE_generator + rtd_weight * mean_{non-pad} BCE_rtd
+           + clm_weight * mean_{masked} CLM + scl_weight * mean_{views} InfoNCE
 
 fairseq divides the summed gradient of all workers (and accumulated micro-batches) by the sum of
-their ``sample_size``. We set ``sample_size`` = number of masked tokens and return
-``sum CE + rtd_weight * mean BCE * sample_size``: the MLM term is then exactly the global mean over
-masked tokens, and the RTD term is the per-batch mean BCE averaged with weights proportional to each
-batch's masked count (equal to the global mean when batches hold equal token counts, as with
-fixed-size blocks). All losses are computed in fp32; nothing here reads a value back to the host.
+their ``sample_size``. We set ``sample_size`` = number of masked tokens; the MLM (and CLM) terms are
+then exact global means over masked tokens, and each other term enters as its per-batch mean times
+``sample_size``: an average of per-batch means weighted by masked count (the global mean when
+batches hold equal token counts, as with fixed-size blocks). All losses are computed in fp32;
+nothing here reads a value back to the host.
 """
 import math
 from dataclasses import dataclass, field
 
-import torch
 from fairseq import metrics, utils
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
+from .clm import CLM_FORMS, clm_loss_terms
+from .contrastive import info_nce_terms
 from .mlm import mlm_loss_terms
 from .rtd import rtd_loss_terms
 
-SUMMED_KEYS = (
-    "loss", "mlm_loss", "mlm_correct", "rtd_loss", "rtd_correct", "rtd_replaced",
-    "rtd_predicted_replaced", "rtd_true_positive", "ntokens", "nsentences", "sample_size",
+# counts summed over batches and workers, kept as hidden meters for corpus-level ratios
+RATIO_KEYS = (
+    "mlm_correct", "rtd_correct", "rtd_replaced", "rtd_predicted_replaced", "rtd_true_positive",
+    "clm_correct", "scl_correct", "scl_views",
 )
+SUMMED_KEYS = ("loss", "mlm_loss", "rtd_loss", "clm_loss", "scl_loss", "ntokens", "sample_size") + RATIO_KEYS
 
 
 @dataclass
@@ -31,13 +36,33 @@ class MetroCriterionConfig(FairseqDataclass):
     rtd_weight: float = field(
         default=50.0, metadata={"help": "weight of the replaced-token-detection loss (ELECTRA/COCO-LM 50, DeBERTaV3 10)"}
     )
+    clm_weight: float = field(default=1.0, metadata={"help": "weight of corrective LM (with --clm)"})
+    clm_form: ChoiceEnum(CLM_FORMS) = field(
+        default="weighted",
+        metadata={"help": "weighted: LM cross-entropy weighted by stopgrad P(replaced) (COCO-LM's code); "
+                  "mixture: exact copy-mixture likelihood (COCO-LM's paper)"},
+    )
+    scl_weight: float = field(default=1.0, metadata={"help": "weight of sequence contrastive learning (with --scl-view)"})
+    scl_temperature: float = field(default=1.0, metadata={"help": "InfoNCE temperature"})
+    scl_gather: bool = field(
+        default=False,
+        metadata={"help": "take contrastive negatives from all data-parallel workers (COCO-LM: this worker's only)"},
+    )
 
 
 @register_criterion("metro", dataclass=MetroCriterionConfig)
 class MetroCriterion(FairseqCriterion):
-    def __init__(self, task, rtd_weight: float):
+    def __init__(
+        self, task, rtd_weight: float, clm_weight: float = 1.0, clm_form: str = "weighted",
+        scl_weight: float = 1.0, scl_temperature: float = 1.0, scl_gather: bool = False,
+    ):
         super().__init__(task)
         self.rtd_weight = rtd_weight
+        self.clm_weight = clm_weight
+        self.clm_form = clm_form
+        self.scl_weight = scl_weight
+        self.scl_temperature = scl_temperature
+        self.scl_gather = scl_gather
 
     def forward(self, model, sample, reduce=True):
         out = model(**sample["net_input"])
@@ -46,7 +71,17 @@ class MetroCriterion(FairseqCriterion):
         terms = mlm_loss_terms(out["generator_logits"], out["generator_targets"])
         terms.update(rtd_loss_terms(out["rtd_logits"], out["rtd_labels"], out["padding_mask"]))
         loss = terms["mlm_loss"] + self.rtd_weight * terms["rtd_loss"] / ntokens * sample_size
-        logging_output = {k: v.detach() for k, v in terms.items()}
+        if "clm_logits" in out:
+            masked = out["masked_index"]
+            terms.update(clm_loss_terms(
+                out["clm_logits"], out["generator_targets"], out["rtd_logits"].flatten().index_select(0, masked),
+                out["main_input"].flatten().index_select(0, masked), self.clm_form,
+            ))
+            loss = loss + self.clm_weight * terms["clm_loss"]
+        if "scl_embeddings" in out:
+            terms.update(info_nce_terms(out["scl_embeddings"], self.scl_temperature, self.scl_gather))
+            loss = loss + self.scl_weight * terms["scl_loss"] / terms["scl_views"] * sample_size
+        logging_output = {k: v.detach() if hasattr(v, "detach") else v for k, v in terms.items()}
         logging_output.update(
             loss=loss.detach(), ntokens=ntokens, nsentences=sample["nsentences"], sample_size=sample_size
         )
@@ -55,16 +90,17 @@ class MetroCriterion(FairseqCriterion):
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
         total = {k: sum(log.get(k, 0) for log in logging_outputs) for k in SUMMED_KEYS}
-        sample_size, ntokens = total["sample_size"], total["ntokens"]
+        present = {k for log in logging_outputs for k in log}
+        masked, ntokens = total["sample_size"], total["ntokens"]
         # losses in base 2, as fairseq reports them
-        metrics.log_scalar("loss", total["loss"] / sample_size / math.log(2), sample_size, round=3)
-        metrics.log_scalar("mlm_loss", total["mlm_loss"] / sample_size / math.log(2), sample_size, round=3)
+        metrics.log_scalar("loss", total["loss"] / masked / math.log(2), masked, round=3)
+        metrics.log_scalar("mlm_loss", total["mlm_loss"] / masked / math.log(2), masked, round=3)
         metrics.log_scalar("rtd_loss", total["rtd_loss"] / ntokens / math.log(2), ntokens, round=4)
         metrics.log_derived("ppl", lambda m: utils.get_perplexity(m["mlm_loss"].avg))
-        for key in SUMMED_KEYS[2:]:
-            if key not in ("ntokens", "nsentences", "sample_size"):
+        for key in RATIO_KEYS:
+            if key in present:
                 metrics.log_scalar_sum("_" + key, total[key])
-        metrics.log_scalar_sum("_masked", sample_size)
+        metrics.log_scalar_sum("_masked", masked)
         metrics.log_scalar_sum("_tokens", ntokens)
 
         def ratio(num, den):
@@ -75,6 +111,13 @@ class MetroCriterion(FairseqCriterion):
         metrics.log_derived("replace_rate", ratio("rtd_replaced", "tokens"))
         metrics.log_derived("rtd_precision", ratio("rtd_true_positive", "rtd_predicted_replaced"))
         metrics.log_derived("rtd_recall", ratio("rtd_true_positive", "rtd_replaced"))
+        if "clm_loss" in present:
+            metrics.log_scalar("clm_loss", total["clm_loss"] / masked / math.log(2), masked, round=3)
+            metrics.log_derived("clm_acc", ratio("clm_correct", "masked"))
+        if "scl_loss" in present:
+            views = total["scl_views"]
+            metrics.log_scalar("scl_loss", total["scl_loss"] / max(views, 1) / math.log(2), views, round=3)
+            metrics.log_derived("scl_acc", ratio("scl_correct", "scl_views"))
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

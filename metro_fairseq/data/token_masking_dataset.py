@@ -1,9 +1,11 @@
 """Select the positions the generator predicts, deterministically per (seed, epoch, index)."""
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
+
+from .crop_view import contiguous_crop
 
 
 def validate_masking_probabilities(mask_prob: float, leave_unmasked_prob: float, random_token_prob: float):
@@ -22,7 +24,8 @@ class TokenMaskingDataset(FairseqDataset):
     - ``original``: the sequence unchanged,
     - ``corrupted``: the generator input, ``<mask>`` (or per policy the original or a random
       token) at the selected positions,
-    - ``masked``: the selected positions as a boolean vector.
+    - ``masked``: the selected positions as a boolean vector,
+    - ``crop`` (with ``crop_ratio``): the second view for sequence contrastive learning.
 
     Special symbols (``<s>``, ``<pad>``, ``</s>``, ``<unk>``, ``<mask>``) are never selected.
     The collater turns ``masked`` into flat indices into the padded ``(B, T)`` batch, so the model
@@ -38,6 +41,7 @@ class TokenMaskingDataset(FairseqDataset):
         mask_prob: float = 0.15,
         leave_unmasked_prob: float = 0.0,
         random_token_prob: float = 0.0,
+        crop_ratio: Optional[float] = None,
     ):
         super().__init__()
         validate_masking_probabilities(mask_prob, leave_unmasked_prob, random_token_prob)
@@ -49,6 +53,7 @@ class TokenMaskingDataset(FairseqDataset):
         self.mask_prob = mask_prob
         self.leave_unmasked_prob = leave_unmasked_prob
         self.random_token_prob = random_token_prob
+        self.crop_ratio = crop_ratio
         self.epoch = 0
         special = np.zeros(len(dictionary), dtype=bool)
         special[: dictionary.nspecial] = True
@@ -105,12 +110,15 @@ class TokenMaskingDataset(FairseqDataset):
         randomise = ~keep & (policy < self.leave_unmasked_prob + self.random_token_prob)
         corrupted[chosen[~keep & ~randomise]] = self.mask_idx
         corrupted[chosen[randomise]] = rng.choice(self.regular_tokens, int(randomise.sum()))
-        return {
+        item = {
             "id": index,
             "original": original,
             "corrupted": torch.from_numpy(corrupted),
             "masked": torch.from_numpy(masked),
         }
+        if self.crop_ratio is not None:
+            item["crop"] = torch.from_numpy(contiguous_crop(tokens, self.crop_ratio, rng))
+        return item
 
     def collater(self, samples: List[Dict]) -> Dict:
         if len(samples) == 0:
@@ -121,14 +129,17 @@ class TokenMaskingDataset(FairseqDataset):
 
         original = pad("original", self.pad_idx)
         masked = pad("masked", False)
+        net_input = {
+            "src_tokens": pad("corrupted", self.pad_idx),
+            "original_tokens": original,
+            "masked_index": masked.flatten().nonzero().squeeze(-1),
+            "src_lengths": torch.tensor([len(s["original"]) for s in samples]),
+        }
+        if self.crop_ratio is not None:
+            net_input["crop_tokens"] = pad("crop", self.pad_idx)
         return {
             "id": torch.tensor([s["id"] for s in samples]),
             "nsentences": len(samples),
             "ntokens": int(original.ne(self.pad_idx).sum()),
-            "net_input": {
-                "src_tokens": pad("corrupted", self.pad_idx),
-                "original_tokens": original,
-                "masked_index": masked.flatten().nonzero().squeeze(-1),
-                "src_lengths": torch.tensor([len(s["original"]) for s in samples]),
-            },
+            "net_input": net_input,
         }

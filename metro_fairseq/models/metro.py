@@ -16,8 +16,10 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from fairseq.models.roberta.model import RobertaClassificationHead
 
 from ..modules import (
+    CorrectiveLMHead,
     GeneratorHead,
     ReplacedTokenDetectionHead,
+    SequenceEmbeddingHead,
     TokenEmbeddingSharing,
     TransformerEncoder,
     sample_replacements,
@@ -98,7 +100,7 @@ def init_bert_weights(module: nn.Module):
 
 @register_model("metro", dataclass=MetroConfig)
 class MetroModel(BaseFairseqModel):
-    def __init__(self, cfg: MetroConfig, dictionary, with_generator: bool):
+    def __init__(self, cfg: MetroConfig, dictionary, with_generator: bool, clm: bool = False, scl_view: str = "none"):
         super().__init__()
         self.cfg = cfg
         self.padding_idx = dictionary.pad()
@@ -113,6 +115,9 @@ class MetroModel(BaseFairseqModel):
         self.rtd_head = None
         self.generator = None
         self.generator_head = None
+        self.clm_head = CorrectiveLMHead(len(dictionary)) if with_generator and clm else None
+        self.scl_view = scl_view if with_generator else "none"
+        self.scl_head = SequenceEmbeddingHead(dim) if self.scl_view != "none" else None
         if with_generator:
             self.rtd_head = ReplacedTokenDetectionHead(dim)
             gen_dim = cfg.generator_embed_dim or dim
@@ -182,7 +187,11 @@ class MetroModel(BaseFairseqModel):
                 f"--tokens-per-sample {tokens_per_sample} exceeds --max-positions {cfg.max_positions}: "
                 "lower --tokens-per-sample or raise --max-positions"
             )
-        return cfg_cls(cfg, task.source_dictionary, with_generator)
+        task_cfg = getattr(task, "cfg", None)
+        return cfg_cls(
+            cfg, task.source_dictionary, with_generator,
+            clm=getattr(task_cfg, "clm", False), scl_view=getattr(task_cfg, "scl_view", "none"),
+        )
 
     def max_positions(self):
         return self.cfg.max_positions
@@ -199,6 +208,7 @@ class MetroModel(BaseFairseqModel):
         src_tokens: torch.Tensor,
         original_tokens: Optional[torch.Tensor] = None,
         masked_index: Optional[torch.Tensor] = None,
+        crop_tokens: Optional[torch.Tensor] = None,
         features_only: bool = False,
         classification_head_name: Optional[str] = None,
         **kwargs,
@@ -207,16 +217,17 @@ class MetroModel(BaseFairseqModel):
 
         Pretraining: ``src_tokens`` is the generator input (``<mask>`` at the selected positions),
         ``original_tokens`` the uncorrupted sequence, ``masked_index`` the flat positions
-        (into ``B * T``) the generator predicts and the sampler replaces.
+        (into ``B * T``) the generator predicts and the sampler replaces, ``crop_tokens`` the
+        second view for ``--scl-view crop``.
         """
         if masked_index is not None:
-            return self.pretraining_forward(src_tokens, original_tokens, masked_index)
+            return self.pretraining_forward(src_tokens, original_tokens, masked_index, crop_tokens)
         x = self.encode(src_tokens)
         if classification_head_name is not None:
             x = self.classification_heads[classification_head_name](x)
         return x, {}
 
-    def pretraining_forward(self, generator_input, original_tokens, masked_index):
+    def pretraining_forward(self, generator_input, original_tokens, masked_index, crop_tokens=None):
         if self.generator is None:
             raise RuntimeError("this MetroModel was built without a generator (not for pretraining)")
         padding_mask = self.padding_mask(original_tokens)
@@ -228,15 +239,28 @@ class MetroModel(BaseFairseqModel):
         sampled = sample_replacements(generator_logits, self.cfg.sampling_temperature)
         main_input = original_tokens.flatten().index_copy(0, masked_index, sampled).view_as(original_tokens)
         main_hidden = self.encode(main_input)
-        return {
+        out = {
             "generator_logits": generator_logits,
             "generator_targets": generator_targets,
+            "masked_index": masked_index,
             "main_input": main_input,
-            "main_hidden": main_hidden,
             "rtd_logits": self.rtd_head(main_hidden),
             "rtd_labels": main_input.ne(original_tokens),
             "padding_mask": padding_mask,
         }
+        if self.clm_head is not None:
+            masked_hidden = main_hidden.flatten(0, 1).index_select(0, masked_index)
+            out["clm_logits"] = self.clm_head(masked_hidden, self.embeddings.main_weight())
+        if self.scl_view == "crop":
+            if crop_tokens is None:
+                raise ValueError("--scl-view crop needs crop views in the batch (task metro_pretraining builds them)")
+            views = (main_hidden[:, 0], self.encode(crop_tokens)[:, 0])
+        elif self.scl_view == "dropout":
+            # one pass over two copies: each copy gets its own dropout mask
+            views = self.encode(torch.cat([original_tokens, original_tokens]))[:, 0].chunk(2)
+        if self.scl_head is not None:
+            out["scl_embeddings"] = self.scl_head(torch.cat(views))
+        return out
 
     def register_classification_head(self, name, num_classes=None, inner_dim=None, **kwargs):
         if name in self.classification_heads:
@@ -270,14 +294,20 @@ class MetroModel(BaseFairseqModel):
             if delta is not None:
                 state_dict[prefix + "embeddings.weight"] = state_dict[prefix + "embeddings.weight"] + delta
             for key in list(state_dict):
-                if key.startswith(tuple(prefix + p for p in ("generator.", "generator_head.", "rtd_head."))):
+                pretraining_only = ("generator.", "generator_head.", "rtd_head.", "clm_head.", "scl_head.")
+                if key.startswith(tuple(prefix + p for p in pretraining_only)):
                     del state_dict[key]
                 if key.startswith(prefix + "embeddings.generator_table"):
                     del state_dict[key]
-        # classification heads present in the model but not in the checkpoint keep their fresh init
-        for head_name, head in self.classification_heads.items():
-            for param_name, value in head.state_dict().items():
-                state_dict.setdefault(f"{prefix}classification_heads.{head_name}.{param_name}", value)
+        # heads this run adds (a classification head for fine-tuning, a CLM or SCL head when a
+        # later phase switches an objective on) keep their fresh initialisation
+        new_heads = {f"classification_heads.{n}": h for n, h in self.classification_heads.items()}
+        new_heads.update({n: getattr(self, n) for n in ("clm_head", "scl_head") if getattr(self, n) is not None})
+        for head_name, head in new_heads.items():
+            keys = {f"{prefix}{head_name}.{k}": v for k, v in head.state_dict().items()}
+            if not any(k in state_dict for k in keys):
+                logger.info(f"{head_name} is not in the checkpoint: starting it from its initialisation")
+                state_dict.update(keys)
         super().upgrade_state_dict_named(state_dict, name)
 
 

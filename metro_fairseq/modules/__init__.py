@@ -3,10 +3,12 @@ from .attention import SelfAttention
 from .transformer_layer import TransformerEncoderLayer
 from .encoder import TransformerEncoder
 from .embedding_sharing import TokenEmbeddingSharing
-from .heads import GeneratorHead, ReplacedTokenDetectionHead
+from .heads import CorrectiveLMHead, GeneratorHead, ReplacedTokenDetectionHead, SequenceEmbeddingHead
 from .sampling import sample_replacements
 
 __all__ = [
+    "CorrectiveLMHead",
+    "SequenceEmbeddingHead",
     "GeneratorHead",
     "RelativePositionBias",
     "ReplacedTokenDetectionHead",

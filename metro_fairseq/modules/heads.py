@@ -28,3 +28,26 @@ class ReplacedTokenDetectionHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out_proj(self.layer_norm(F.gelu(self.dense(x)))).squeeze(-1)
+
+
+class CorrectiveLMHead(nn.Module):
+    """COCO-LM's CLM head on the main model: projection tied to the main embeddings + bias, no transform."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, x: torch.Tensor, embedding_weight: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, embedding_weight, self.bias)
+
+
+class SequenceEmbeddingHead(nn.Module):
+    """SCL head on the ``<s>`` state: dense -> GELU -> LayerNorm, then L2-normalised."""
+
+    def __init__(self, embed_dim: int):
+        super().__init__()
+        self.dense = nn.Linear(embed_dim, embed_dim)
+        self.layer_norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.layer_norm(F.gelu(self.dense(x))).float(), dim=-1)

@@ -15,7 +15,7 @@ from fairseq.data import (
     data_utils,
 )
 from fairseq.data.shorten_dataset import maybe_shorten_dataset
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.masked_lm import SAMPLE_BREAK_MODE_CHOICES, SHORTEN_METHOD_CHOICES
 from omegaconf import II
@@ -23,6 +23,8 @@ from omegaconf import II
 from ..data import TokenMaskingDataset, validate_masking_probabilities
 
 logger = logging.getLogger(__name__)
+
+SCL_VIEWS = ("none", "crop", "dropout")
 
 
 @dataclass
@@ -44,6 +46,16 @@ class MetroPretrainingConfig(FairseqDataclass):
     random_token_prob: float = field(
         default=0.0, metadata={"help": "fraction of selected tokens replaced by a random token in the generator input"}
     )
+    clm: bool = field(
+        default=False,
+        metadata={"help": "also train the main model with COCO-LM's corrective LM (weight: --clm-weight)"},
+    )
+    scl_view: ChoiceEnum(SCL_VIEWS) = field(
+        default="none",
+        metadata={"help": "sequence contrastive learning (weight: --scl-weight): none; crop = the corrupted "
+                  "sequence vs a crop of the original (COCO-LM); dropout = the original encoded twice (SimCSE)"},
+    )
+    crop_ratio: float = field(default=0.9, metadata={"help": "fraction of the sequence a crop view covers"})
     shorten_method: SHORTEN_METHOD_CHOICES = field(
         default="none", metadata={"help": "shorten over-long sequences: none, truncate or random_crop"}
     )
@@ -54,7 +66,8 @@ class MetroPretrainingConfig(FairseqDataclass):
 @register_task("metro_pretraining", dataclass=MetroPretrainingConfig)
 class MetroPretrainingTask(FairseqTask):
     cfg: MetroPretrainingConfig
-    # read by MetroModel.build_model: pretraining builds the generator and the RTD head
+    # read by MetroModel.build_model: pretraining builds the generator and the RTD head, plus the
+    # heads of the objectives switched on here (--clm, --scl-view)
     trains_generator = True
 
     def __init__(self, cfg: MetroPretrainingConfig, dictionary: Dictionary):
@@ -79,6 +92,8 @@ class MetroPretrainingTask(FairseqTask):
                 f"{dict_path} is missing: DATA must be a fairseq-preprocess --only-source output directory"
             )
         validate_masking_probabilities(cfg.mask_prob, cfg.leave_unmasked_prob, cfg.random_token_prob)
+        if not 0.0 < cfg.crop_ratio <= 1.0:
+            raise ValueError(f"--crop-ratio {cfg.crop_ratio} must lie in (0, 1] (COCO-LM uses 0.9)")
         dictionary = Dictionary.load(dict_path)
         logger.info(f"dictionary: {len(dictionary)} types (before <mask>)")
         return cls(cfg, dictionary)
@@ -114,6 +129,7 @@ class MetroPretrainingTask(FairseqTask):
         masked = TokenMaskingDataset(
             dataset, self.source_dictionary, self.mask_idx, seed=self.cfg.seed, mask_prob=self.cfg.mask_prob,
             leave_unmasked_prob=self.cfg.leave_unmasked_prob, random_token_prob=self.cfg.random_token_prob,
+            crop_ratio=self.cfg.crop_ratio if self.cfg.scl_view == "crop" else None,
         )
         with data_utils.numpy_seed(self.cfg.seed + epoch):
             shuffle = np.random.permutation(len(masked))

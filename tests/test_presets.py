@@ -1,0 +1,68 @@
+"""Each recipe preset loads through fairseq-hydra-train and trains (scaled down) with falling loss."""
+import sys
+
+import pytest
+
+from conftest import REPO, run
+from test_end_to_end import train_cmd, train_logs
+
+TINY = [
+    "model.encoder_layers=2", "model.encoder_embed_dim=64", "model.encoder_ffn_embed_dim=128",
+    "model.encoder_attention_heads=4", "model.generator_layers=1",
+]
+RUN = [
+    "common.cpu=true", "common.fp16=false", "common.log_format=json", "common.log_interval=5", "common.seed=3",
+    "task.tokens_per_sample=64", "dataset.batch_size=8", "dataset.num_workers=0", "dataset.disable_validation=true",
+    "optimization.update_freq=[1]", "optimization.max_update=30", "optimization.lr=[0.002]",
+    "lr_scheduler.warmup_updates=3", "lr_scheduler.total_num_update=30", "checkpoint.save_interval_updates=0",
+]
+PRESET_EXTRA = {
+    "electra_base": ["model.generator_embed_dim=32", "model.generator_ffn_embed_dim=64",
+                     "model.generator_attention_heads=2"],
+    "metro_large": [],
+    "metro_base": [],
+    "cocolm_base": [],
+    "debertav3_base": [],
+}
+EXPECTED_KEYS = {
+    "electra_base": set(),
+    "metro_base": {"clm_loss", "clm_acc"},
+    "metro_large": {"clm_loss", "clm_acc"},
+    "cocolm_base": {"clm_loss", "clm_acc", "scl_loss", "scl_acc"},
+    "debertav3_base": set(),
+    "vega_phase2": {"scl_loss", "scl_acc"},
+}
+
+
+def hydra_train(preset, data, save_dir, *overrides):
+    cmd = [
+        sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", "metro_fairseq/config/pretraining",
+        "--config-name", preset, f"task.data={data}", f"checkpoint.save_dir={save_dir}", *RUN, *overrides,
+    ]
+    result = run(cmd, cwd=REPO)
+    return train_logs(result.stdout + result.stderr)
+
+
+def check_falls(logs, preset):
+    assert sorted(logs) == [5, 10, 15, 20, 25, 30], preset
+    assert float(logs[30]["loss"]) < float(logs[5]["loss"]), preset
+    optional = {"clm_loss", "clm_acc", "scl_loss", "scl_acc"}
+    assert optional & set(logs[30]) == EXPECTED_KEYS[preset], preset
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_EXTRA))
+def test_preset_trains(preset, wiki_bin, tmp_path):
+    logs = hydra_train(preset, wiki_bin, tmp_path, *TINY, *PRESET_EXTRA[preset])
+    check_falls(logs, preset)
+
+
+def test_vega_phase2_continues_from_phase1(wiki_bin, tmp_path):
+    # phase 1: RTD only (metro_tiny); phase 2 adds the dropout-view contrastive head on top of it
+    run(train_cmd(wiki_bin, tmp_path / "phase1", 10, "--disable-validation"))
+    logs = hydra_train(
+        "vega_phase2", wiki_bin, tmp_path / "phase2",
+        f"checkpoint.finetune_from_model={tmp_path / 'phase1' / 'checkpoint_last.pt'}",
+        "model.encoder_layers=3", "model.encoder_embed_dim=64", "model.encoder_ffn_embed_dim=256",
+        "model.encoder_attention_heads=4", "model.generator_layers=1", "model.relative_position_buckets=32",
+    )
+    check_falls(logs, "vega_phase2")
