@@ -228,3 +228,25 @@ def test_dictionary_mismatch_is_refused():
     with pytest.raises(SystemExit, match="dictionary"):
         other.load_state_dict(state)
     build().load_state_dict(state)  # same dictionary loads
+
+
+@pytest.mark.parametrize("sharing", ["tied", "gdes", "none"])
+def test_main_model_alone_loads_pretraining_weights(sharing):
+    """Fine-tuning builds no generator: its weights are dropped and GDES's E + E_delta merged."""
+    pretrained = build(embedding_sharing=sharing, clm=True, scl_view="crop")
+    if sharing == "gdes":
+        with torch.no_grad():
+            pretrained.embeddings.delta.normal_()
+    state = pretrained.state_dict()
+    merged = state["embeddings.weight"] + state.get("embeddings.delta", 0)
+    main_only = build(with_generator=False, embedding_sharing=sharing)
+    main_only.register_classification_head("head", num_classes=2)
+    main_only.load_state_dict(state)
+    assert not any(n.startswith(("generator", "clm_head", "scl_head", "rtd_head")) for n in main_only.state_dict())
+    assert set(main_only.state_dict()) >= {"embeddings.weight", "classification_heads.head.out_proj.weight"}
+    pretrained.eval(), main_only.eval()
+    tokens = batch()[1]
+    assert torch.allclose(main_only(tokens)[0], pretrained(tokens)[0], atol=1e-6)
+    assert torch.allclose(main_only.embeddings.weight, merged)
+    if sharing == "gdes":
+        assert not torch.allclose(merged, pretrained.embeddings.weight)

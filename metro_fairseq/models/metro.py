@@ -78,6 +78,12 @@ class MetroConfig(FairseqDataclass):
     checkpoint_activations: bool = field(
         default=False, metadata={"help": "recompute each layer's activations in backward to save memory"}
     )
+    layer_lr_decay: float = field(
+        default=1.0,
+        metadata={"help": "layer-wise learning-rate decay for fine-tuning (ELECTRA: 0.8 base, 0.9 large); "
+                  "layer i of L gets lr * decay^(L + 1 - i), embeddings decay^(L + 1); 1.0 = off. Takes "
+                  "effect through fairseq's composite optimizer (see config/finetuning)"},
+    )
     pooler_dropout: float = field(default=0.1, metadata={"help": "dropout in sentence classification heads"})
     pooler_activation_fn: str = field(default="tanh", metadata={"help": "activation of sentence classification heads"})
 
@@ -138,6 +144,8 @@ class MetroModel(BaseFairseqModel):
         self.embeddings.reset_parameters()
         if cfg.scale_residual_init:
             self._scale_residual_projections()
+        if cfg.layer_lr_decay != 1.0:
+            self.apply_layer_lr_decay(cfg.layer_lr_decay)
 
     def _build_encoder(self, dim, ffn_dim, layers, heads, dropout, attention_dropout, activation_dropout):
         cfg = self.cfg
@@ -165,6 +173,23 @@ class MetroModel(BaseFairseqModel):
             for layer in encoder.layers:
                 for proj in layer.residual_projections():
                     proj.weight.data.mul_(scale)
+
+    def layer_depth(self, name: str) -> int:
+        """0 for the embeddings (and the relative bias every layer shares), i + 1 for main layer i,
+        L + 1 for everything above the last layer (final norm, heads)."""
+        if name.startswith(("embeddings.", "encoder.embed_", "encoder.input_proj", "encoder.relative_bias")):
+            return 0
+        if name.startswith("encoder.layers."):
+            return int(name.split(".")[2]) + 1
+        return len(self.encoder.layers) + 1
+
+    def apply_layer_lr_decay(self, decay: float):
+        """Tag every parameter with an lr scale for fairseq's composite optimizer
+        (``optimizer._name=composite``, ``dynamic_groups=true``), which builds one group per scale."""
+        top = len(self.encoder.layers) + 1
+        for name, param in self.named_parameters():
+            param.param_group = "default"
+            param.optim_overrides = {"optimizer": {"lr_scale": decay ** (top - self.layer_depth(name))}}
 
     @staticmethod
     def generator_depth(cfg) -> int:
@@ -274,31 +299,32 @@ class MetroModel(BaseFairseqModel):
             activation_fn=self.cfg.pooler_activation_fn,
             pooler_dropout=self.cfg.pooler_dropout,
         )
+        if self.cfg.layer_lr_decay != 1.0:
+            self.apply_layer_lr_decay(self.cfg.layer_lr_decay)
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        # SystemExit, not an Exception: fairseq's trainer rewraps any Exception raised while
+        # loading into a generic "architectures match" message that hides the cause
         saved = state_dict.get("dictionary_fingerprint")
         if saved is not None and int(saved) != int(self.dictionary_fingerprint):
-            # SystemExit, not an Exception: fairseq's trainer rewraps any Exception raised here
-            # into a generic "architectures match" message that hides the cause
             raise SystemExit(
                 "metro_fairseq: error: the dictionary of this run does not match the one the checkpoint was "
                 "trained with: use the checkpoint's dict.txt (fairseq-preprocess --srcdict) or a new --save-dir"
+            )
+        self.upgrade_state_dict(state_dict)
+        problem = _architecture_mismatch(self.state_dict(), state_dict)
+        if problem:
+            raise SystemExit(
+                f"metro_fairseq: error: {problem}: the checkpoint was trained with other architecture options; "
+                "pass the ones `python scripts/export_main_model.py --show-args CHECKPOINT` prints"
             )
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg)
 
     def upgrade_state_dict_named(self, state_dict, name):
         prefix = name + "." if name else ""
         if self.generator is None:
-            # fine-tuning from a pretraining checkpoint: keep the main model, merge GDES, drop the rest
-            delta = state_dict.pop(prefix + "embeddings.delta", None)
-            if delta is not None:
-                state_dict[prefix + "embeddings.weight"] = state_dict[prefix + "embeddings.weight"] + delta
-            for key in list(state_dict):
-                pretraining_only = ("generator.", "generator_head.", "rtd_head.", "clm_head.", "scl_head.")
-                if key.startswith(tuple(prefix + p for p in pretraining_only)):
-                    del state_dict[key]
-                if key.startswith(prefix + "embeddings.generator_table"):
-                    del state_dict[key]
+            # fine-tuning from a pretraining checkpoint: the main model alone, GDES merged
+            strip_to_main_model(state_dict, prefix)
         # heads this run adds (a classification head for fine-tuning, a CLM or SCL head when a
         # later phase switches an objective on) keep their fresh initialisation
         new_heads = {f"classification_heads.{n}": h for n, h in self.classification_heads.items()}
@@ -309,6 +335,33 @@ class MetroModel(BaseFairseqModel):
                 logger.info(f"{head_name} is not in the checkpoint: starting it from its initialisation")
                 state_dict.update(keys)
         super().upgrade_state_dict_named(state_dict, name)
+
+
+PRETRAINING_ONLY = ("generator.", "generator_head.", "rtd_head.", "clm_head.", "scl_head.", "embeddings.generator_table")
+
+
+def strip_to_main_model(state_dict: dict, prefix: str = "") -> dict:
+    """Turn a pretraining state dict into the main model's, in place: the generator and the
+    pretraining heads are dropped and GDES's ``E + E_delta`` becomes the one embedding table."""
+    delta = state_dict.pop(prefix + "embeddings.delta", None)
+    if delta is not None:
+        state_dict[prefix + "embeddings.weight"] = state_dict[prefix + "embeddings.weight"] + delta
+    for key in [k for k in state_dict if k.startswith(tuple(prefix + p for p in PRETRAINING_ONLY))]:
+        del state_dict[key]
+    return state_dict
+
+
+def _architecture_mismatch(expected: dict, found: dict) -> Optional[str]:
+    for key, value in found.items():
+        if key in expected and expected[key].shape != value.shape:
+            return f"{key} has shape {tuple(value.shape)} in the checkpoint but {tuple(expected[key].shape)} here"
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        return f"the checkpoint has no {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+    unexpected = sorted(set(found) - set(expected))
+    if unexpected:
+        return f"this model has no {unexpected[0]}" + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+    return None
 
 
 def _set_defaults(args, **defaults):

@@ -49,10 +49,6 @@ class TokenEmbeddingSharing(nn.Module):
             return self.weight.detach() + self.delta
         return self.weight
 
-    def merged_main_weight(self) -> torch.Tensor:
-        """The main model's table as one tensor (``E + E_delta`` under gdes), for export."""
-        return self.weight.detach() + self.delta.detach() if self.delta is not None else self.weight.detach()
-
     def embed_main(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.main_weight(), self.padding_idx)
 
