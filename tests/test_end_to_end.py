@@ -19,7 +19,7 @@ def train_cmd(data, save_dir, max_update, *extra, user_dir=USER_DIR):
         "--lr-scheduler", "polynomial_decay", "--warmup-updates", "5", "--total-num-update", "60",
         "--clip-norm", "2.0", "--max-update", str(max_update), "--log-interval", "5", "--log-format", "json",
         "--save-dir", str(save_dir), "--save-interval-updates", "15", "--no-epoch-checkpoints",
-        "--max-valid-steps", "4", "--cpu", "--num-workers", "0", *extra,
+        "--max-valid-steps", "4", "--cpu", "--num-workers", "0", "--data-buffer-size", "0", *extra,
     ]
 
 

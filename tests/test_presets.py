@@ -15,6 +15,7 @@ RUN = [
     "task.tokens_per_sample=64", "dataset.batch_size=8", "dataset.num_workers=0", "dataset.disable_validation=true",
     "optimization.update_freq=[1]", "optimization.max_update=30", "optimization.lr=[0.002]",
     "lr_scheduler.warmup_updates=3", "lr_scheduler.total_num_update=30", "checkpoint.save_interval_updates=0",
+    "dataset.data_buffer_size=0",
 ]
 PRESET_EXTRA = {
     "electra_base": ["model.generator_embed_dim=32", "model.generator_ffn_embed_dim=64",

@@ -43,7 +43,7 @@ class MetroConfig(FairseqDataclass):
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
     max_positions: int = field(default=512, metadata={"help": "longest input sequence (learned absolute positions)"})
     relative_position_buckets: int = field(
-        default=32, metadata={"help": "T5 relative position buckets shared by all layers; 0 turns the bias off"}
+        default=64, metadata={"help": "T5 relative position buckets shared by all layers; 0 turns the bias off"}
     )
     relative_position_max_distance: int = field(
         default=128, metadata={"help": "distance beyond which relative positions share the last bucket"}

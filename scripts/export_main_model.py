@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Turn a metro pretraining checkpoint into a main-model-only checkpoint for fine-tuning.
+
+    python scripts/export_main_model.py checkpoints/metro_base/checkpoint_best.pt metro_base.pt
+    python scripts/export_main_model.py --show-args metro_base.pt    # flags to fine-tune it with
+
+The generator, the RTD/CLM/SCL heads and the optimizer state are dropped, GDES embeddings are merged
+(E + E_delta) and the architecture settings stay in the saved config. Fine-tune the result (or the
+pretraining checkpoint itself) with fairseq's ``sentence_prediction`` task and ``--finetune-from-model``.
+"""
+import argparse
+import os
+import sys
+
+# options that only shape pretraining: fine-tuning needs none of them
+PRETRAINING_ONLY_OPTIONS = {
+    "_name", "generator_layers", "generator_embed_dim", "generator_ffn_embed_dim", "generator_attention_heads",
+    "generator_dropout", "allow_deep_generator", "embedding_sharing", "sampling_temperature", "scale_residual_init",
+    "checkpoint_activations",
+}
+
+
+def load(path):
+    import metro_fairseq  # noqa: F401  (safe globals for the weights-only loader)
+    from fairseq import checkpoint_utils
+
+    if not os.path.isfile(path):
+        sys.exit(f"export_main_model: error: checkpoint {path} does not exist")
+    state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    model_cfg = (state.get("cfg") or {}).get("model") or {}
+    if not str(model_cfg.get("_name", "")).startswith("metro"):
+        sys.exit(f"export_main_model: error: {path} is not a metro checkpoint (model {model_cfg.get('_name')!r})")
+    return state, model_cfg
+
+
+def fine_tuning_args(model_cfg) -> str:
+    """The --arch and model flags that rebuild this main model under another task."""
+    args = [f"--arch {model_cfg['_name']}"]
+    for key, value in model_cfg.items():
+        if key in PRETRAINING_ONLY_OPTIONS or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            if value:
+                args.append(flag)
+        else:
+            args.append(f"{flag} {value}")
+    return " ".join(args)
+
+
+def export(src: str, dst: str):
+    import torch
+    from omegaconf import OmegaConf
+
+    from metro_fairseq.models.metro import strip_to_main_model
+
+    state, model_cfg = load(src)
+    before = len(state["model"])
+    strip_to_main_model(state["model"])
+    state["last_optimizer_state"] = None
+    # fairseq hands the config back as a DictConfig; save plain containers like fairseq does,
+    # which the weights-only loader accepts
+    state["cfg"] = OmegaConf.to_container(state["cfg"], resolve=True)
+    state["cfg"]["model"]["embedding_sharing"] = "tied"  # one table after the GDES merge
+    torch.save(state, dst)
+    print(f"[export_main_model] {src} -> {dst}: kept {len(state['model'])} of {before} tensors (main model only)")
+    print(f"[export_main_model] fine-tune with: {fine_tuning_args(model_cfg)}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="metro pretraining (or exported) checkpoint")
+    p.add_argument("output", nargs="?", help="where to write the main-model checkpoint")
+    p.add_argument("--show-args", action="store_true", help="print the model flags for fine-tuning and exit")
+    args = p.parse_args(argv)
+    if args.show_args:
+        print(fine_tuning_args(load(args.checkpoint)[1]))
+    elif args.output:
+        export(args.checkpoint, args.output)
+    else:
+        p.error("give an OUTPUT path, or --show-args")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+#!/usr/bin/env python
+"""Official GLUE folders -> fairseq data for ``--task sentence_prediction``, encoded with the
+SentencePiece model and dictionary of pretraining.
+
+    python scripts/prepare_glue.py --glue-dir glue_data --spm-model data-bin/corpus/spm.model \
+        --dict data-bin/corpus/dict.txt --destdir glue-bin [--tasks RTE MRPC ...]
+
+writes ``DESTDIR/TASK/{input0,input1,label}`` (input1 only for sentence pairs). Classification labels
+are binarized with their own dictionary; STS-B scores are divided by 5 and written as
+``label/{train,valid}.label`` text, as fairseq's regression mode reads them. MNLI's dev_mismatched
+becomes the split ``valid1`` (evaluate it with ``--valid-subset valid,valid1``).
+"""
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+
+# per task: folder, header row?, input columns, label column, {split: file}
+TASKS = {
+    "CoLA": ("CoLA", False, [3], 1, {"train": "train.tsv", "valid": "dev.tsv"}),
+    "SST-2": ("SST-2", True, [0], 1, {"train": "train.tsv", "valid": "dev.tsv"}),
+    "MRPC": ("MRPC", True, [3, 4], 0, {"train": "train.tsv", "valid": "dev.tsv"}),
+    "QQP": ("QQP", True, [3, 4], 5, {"train": "train.tsv", "valid": "dev.tsv"}),
+    "STS-B": ("STS-B", True, [7, 8], 9, {"train": "train.tsv", "valid": "dev.tsv"}),
+    "MNLI": ("MNLI", True, [8, 9], -1, {"train": "train.tsv", "valid": "dev_matched.tsv", "valid1": "dev_mismatched.tsv"}),
+    "QNLI": ("QNLI", True, [1, 2], 3, {"train": "train.tsv", "valid": "dev.tsv"}),
+    "RTE": ("RTE", True, [1, 2], 3, {"train": "train.tsv", "valid": "dev.tsv"}),
+    "WNLI": ("WNLI", True, [1, 2], 3, {"train": "train.tsv", "valid": "dev.tsv"}),
+}
+REGRESSION = {"STS-B"}
+
+
+def fail(message):
+    sys.exit(f"prepare_glue: error: {message}")
+
+
+def read_rows(path, has_header, inputs, label):
+    """(sentences..., label) per row of one official TSV; names the file and line on any problem."""
+    rows = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        for line_no, row in enumerate(reader, start=1):
+            if has_header and line_no == 1:
+                continue
+            needed = max(max(inputs), label if label >= 0 else 0) + 1
+            if len(row) < needed:
+                fail(f"{path}:{line_no} has {len(row)} columns, expected at least {needed}: not the official GLUE layout")
+            rows.append([row[i] for i in inputs] + [row[label]])
+    if not rows:
+        fail(f"{path} holds no examples")
+    return rows
+
+
+def binarize(src_prefix, dest, srcdict, splits, workers):
+    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--only-source", "--destdir", dest, "--workers", str(workers)]
+    cmd += ["--trainpref", f"{src_prefix}.train"]
+    if "valid" in splits:
+        cmd += ["--validpref", ",".join(f"{src_prefix}.{s}" for s in splits if s.startswith("valid"))]
+    if srcdict:
+        cmd += ["--srcdict", srcdict]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode:
+        sys.stderr.write(result.stderr[-3000:])
+        fail(f"fairseq-preprocess failed for {dest}")
+
+
+def prepare_task(task, args, sp):
+    folder, header, inputs, label, files = TASKS[task]
+    task_dir = os.path.join(args.glue_dir, folder)
+    if not os.path.isdir(task_dir):
+        fail(f"{task_dir} does not exist: --glue-dir must hold the official GLUE folders ({', '.join(TASKS)})")
+    dest = os.path.join(args.destdir, task)
+    with tempfile.TemporaryDirectory() as tmp:
+        for split, name in files.items():
+            path = os.path.join(task_dir, name)
+            if not os.path.isfile(path):
+                fail(f"{path} is missing (official GLUE layout expected)")
+            rows = read_rows(path, header, inputs, label)
+            for i in range(len(inputs)):
+                with open(os.path.join(tmp, f"input{i}.{split}"), "w", encoding="utf-8") as out:
+                    for row in rows:
+                        out.write(" ".join(sp.encode(row[i], out_type=str)) + "\n")
+            with open(os.path.join(tmp, f"label.{split}"), "w", encoding="utf-8") as out:
+                for row in rows:
+                    out.write((f"{float(row[-1]) / 5.0}" if task in REGRESSION else row[-1]) + "\n")
+            print(f"[prepare_glue] {task} {split}: {len(rows)} examples from {path}", flush=True)
+        for i in range(len(inputs)):
+            binarize(os.path.join(tmp, f"input{i}"), os.path.join(dest, f"input{i}"), args.dict, files, args.workers)
+        if task in REGRESSION:
+            os.makedirs(os.path.join(dest, "label"), exist_ok=True)
+            for split in files:
+                os.replace(os.path.join(tmp, f"label.{split}"), os.path.join(dest, "label", f"{split}.label"))
+        else:
+            binarize(os.path.join(tmp, "label"), os.path.join(dest, "label"), None, files, args.workers)
+    print(f"[prepare_glue] {task} -> {dest}", flush=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--glue-dir", required=True, help="folder holding the official GLUE task folders")
+    p.add_argument("--spm-model", required=True, help="SentencePiece model of pretraining (spm.model)")
+    p.add_argument("--dict", required=True, help="dict.txt of pretraining")
+    p.add_argument("--destdir", required=True, help="output folder, one subfolder per task")
+    p.add_argument("--tasks", nargs="+", default=None, choices=sorted(TASKS), help="default: every task found")
+    p.add_argument("--workers", type=int, default=1)
+    args = p.parse_args(argv)
+    for path, what in ((args.spm_model, "--spm-model"), (args.dict, "--dict")):
+        if not os.path.isfile(path):
+            fail(f"{what} {path} does not exist")
+    if not os.path.isdir(args.glue_dir):
+        fail(f"--glue-dir {args.glue_dir} does not exist")
+    tasks = args.tasks or [t for t, spec in TASKS.items() if os.path.isdir(os.path.join(args.glue_dir, spec[0]))]
+    if not tasks:
+        fail(f"no GLUE task folder ({', '.join(TASKS)}) in {args.glue_dir}")
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=args.spm_model)
+    for task in tasks:
+        prepare_task(task, args, sp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Export, fine-tuning with fairseq's stock sentence_prediction task, GLUE preparation, layer decay."""
+import math
+import os
+import sys
+
+import pytest
+import torch
+from fairseq import checkpoint_utils
+from fairseq.data import Dictionary, data_utils
+from omegaconf import OmegaConf
+
+from conftest import DOWNLOAD_DIR, run
+from glue_fixtures import write_glue
+from test_end_to_end import last_line, train_cmd
+from test_model import build
+from metro_fairseq.models.metro import MetroConfig, MetroModel
+
+TRAIN = [sys.executable, "-m", "fairseq_cli.train"]
+PREPARE = [sys.executable, "scripts/prepare_glue.py"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(wiki_bin, tmp_path_factory):
+    """metro_tiny pretrained a few updates with GDES and CLM, and its export."""
+    save = tmp_path_factory.mktemp("pretrain")
+    run(train_cmd(wiki_bin, save, 10, "--disable-validation", "--embedding-sharing", "gdes", "--clm"))
+    exported = save / "main.pt"
+    out = run([sys.executable, "scripts/export_main_model.py", str(save / "checkpoint_last.pt"), str(exported)])
+    assert "kept" in out.stdout
+    return save / "checkpoint_last.pt", exported
+
+
+def dictionary(wiki_bin):
+    d = Dictionary.load(str(wiki_bin / "dict.txt"))
+    d.add_symbol("<mask>")
+    return d
+
+
+def test_export_round_trip(pretrained, wiki_bin):
+    source, exported = pretrained
+    src, exp = checkpoint_utils.load_checkpoint_to_cpu(str(source)), torch.load(exported, weights_only=True)
+    assert not any(k.startswith(("generator", "rtd_head", "clm_head")) or k == "embeddings.delta" for k in exp["model"])
+    assert exp["cfg"]["model"]["encoder_layers"] == 3 and exp["last_optimizer_state"] is None
+    d = dictionary(wiki_bin)
+    full = MetroModel(MetroConfig(**{k: v for k, v in src["cfg"]["model"].items() if k != "_name"}), d, True, clm=True)
+    full.load_state_dict(src["model"])
+    assert full.embeddings.delta.abs().sum() > 0  # GDES really trained a delta
+    main = MetroModel(MetroConfig(**{k: v for k, v in exp["cfg"]["model"].items() if k != "_name"}), d, False)
+    main.load_state_dict(exp["model"])
+    full.eval(), main.eval()
+    tokens = torch.tensor([[d.bos()] + list(range(10, 40)) + [d.eos()]])
+    assert torch.allclose(full(tokens)[0], main(tokens)[0], atol=1e-5)
+
+
+def finetune_cmd(data, checkpoint, save_dir, *extra, arch_args=()):
+    return TRAIN + [
+        str(data), "--user-dir", "metro_fairseq", "--task", "sentence_prediction", "--criterion", "sentence_prediction",
+        "--arch", "metro_tiny", *arch_args, "--finetune-from-model", str(checkpoint), "--init-token", "0",
+        "--separator-token", "2", "--batch-size", "4", "--required-batch-size-multiple", "1", "--optimizer", "adam", "--lr", "1e-4", "--max-update", "6",
+        "--no-save", "--cpu", "--num-workers", "0", "--data-buffer-size", "0", "--log-format", "simple",
+        "--save-dir", str(save_dir), *extra,
+    ]
+
+
+def valid_metrics(result):
+    line = [ln for ln in (result.stdout + result.stderr).splitlines() if "valid on 'valid'" in ln][-1]
+    fields = [f.strip().split(" ") for f in line.split("|")]
+    return {f[0]: f[1] for f in fields if len(f) == 2}
+
+
+@pytest.fixture(scope="module")
+def glue_bin(wiki_bin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("glue")
+    write_glue(str(root / "glue"))
+    run(PREPARE + ["--glue-dir", str(root / "glue"), "--spm-model", str(wiki_bin / "spm.model"),
+                   "--dict", str(wiki_bin / "dict.txt"), "--destdir", str(root / "bin")])
+    return root / "bin"
+
+
+def test_prepare_glue_every_layout(glue_bin):
+    for task in ("CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI"):
+        pair = task not in ("CoLA", "SST-2")
+        assert (glue_bin / task / "input1").is_dir() == pair, task
+        d = Dictionary.load(str(glue_bin / task / "input0" / "dict.txt"))
+        for split in ("train", "valid"):
+            ds = data_utils.load_indexed_dataset(str(glue_bin / task / "input0" / split), d)
+            assert len(ds) == 4, (task, split)  # CoLA has no header: all four rows kept
+    mnli = Dictionary.load(str(glue_bin / "MNLI" / "input0" / "dict.txt"))
+    assert len(data_utils.load_indexed_dataset(str(glue_bin / "MNLI" / "input0" / "valid1"), mnli)) == 4
+    labels = Dictionary.load(str(glue_bin / "MNLI" / "label" / "dict.txt"))
+    assert {"entailment", "neutral", "contradiction"} <= set(labels.symbols)
+    scores = (glue_bin / "STS-B" / "label" / "train.label").read_text().split()
+    assert [float(s) for s in scores] == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_prepare_glue_names_the_bad_file(wiki_bin, tmp_path):
+    write_glue(str(tmp_path / "glue"))
+    os.remove(tmp_path / "glue" / "RTE" / "dev.tsv")
+    args = ["--spm-model", str(wiki_bin / "spm.model"), "--dict", str(wiki_bin / "dict.txt"), "--destdir", str(tmp_path / "o")]
+    r = run(PREPARE + ["--glue-dir", str(tmp_path / "glue"), "--tasks", "RTE", *args], check=False)
+    assert r.returncode != 0 and last_line(r) == (
+        f"prepare_glue: error: {tmp_path / 'glue' / 'RTE' / 'dev.tsv'} is missing (official GLUE layout expected)"
+    )
+    (tmp_path / "glue" / "QNLI" / "train.tsv").write_text("index\tquestion\n0\tonly two columns\n")
+    r = run(PREPARE + ["--glue-dir", str(tmp_path / "glue"), "--tasks", "QNLI", *args], check=False)
+    assert r.returncode != 0 and f"{tmp_path / 'glue' / 'QNLI' / 'train.tsv'}:2 has 2 columns" in last_line(r)
+
+
+@pytest.mark.parametrize(
+    "task,flags,metrics",
+    [
+        ("SST-2", ["--num-classes", "2"], {"accuracy"}),
+        ("CoLA", ["--num-classes", "2", "--report-mcc"], {"accuracy", "mcc"}),
+        ("MRPC", ["--num-classes", "2", "--report-acc-and-f1"], {"accuracy", "f1", "acc_and_f1"}),
+        ("STS-B", ["--num-classes", "1", "--regression-target", "--report-pearson-and-spearman"],
+         {"pearson", "spearman", "pearson_and_spearman"}),
+    ],
+)
+def test_finetune_with_stock_sentence_prediction(task, flags, metrics, glue_bin, pretrained, tmp_path):
+    source, exported = pretrained
+    # the exported checkpoint and, for CoLA, the pretraining checkpoint itself (no export)
+    checkpoint = source if task == "CoLA" else exported
+    r = run(finetune_cmd(glue_bin / task, checkpoint, tmp_path, *flags))
+    assert "Loaded checkpoint" in r.stdout + r.stderr
+    found = valid_metrics(r)
+    assert metrics <= set(found), found
+    assert all(math.isfinite(float(found[m])) for m in metrics)
+
+
+def test_finetune_on_real_reviews(pretrained, wiki_bin, tmp_path):
+    _, exported = pretrained
+    run([sys.executable, "scripts/fetch_review_data.py", "--outdir", str(tmp_path / "raw"), "--cache-dir", DOWNLOAD_DIR])
+    run(PREPARE + ["--glue-dir", str(tmp_path / "raw"), "--spm-model", str(wiki_bin / "spm.model"),
+                   "--dict", str(wiki_bin / "dict.txt"), "--destdir", str(tmp_path / "bin")])
+    r = run(finetune_cmd(tmp_path / "bin" / "SST-2", exported, tmp_path / "ft", "--num-classes", "2", "--max-valid-steps", "5"))
+    assert 0.0 <= float(valid_metrics(r)["accuracy"]) <= 100.0
+
+
+def test_missing_or_mismatched_checkpoint_fails(glue_bin, pretrained, tmp_path):
+    r = run(finetune_cmd(glue_bin / "SST-2", tmp_path / "nope.pt", tmp_path, "--num-classes", "2"), check=False)
+    assert r.returncode != 0 and "nope.pt" in last_line(r) and "begin training" not in r.stdout + r.stderr
+    _, exported = pretrained
+    r = run(finetune_cmd(glue_bin / "SST-2", exported, tmp_path, "--num-classes", "2", arch_args=["--encoder-layers", "2"]),
+            check=False)
+    assert r.returncode != 0
+    assert "the checkpoint was trained with other architecture options" in last_line(r), last_line(r)
+    shown = run([sys.executable, "scripts/export_main_model.py", "--show-args", str(exported)]).stdout
+    assert "--arch metro_tiny --encoder-layers 3 --encoder-embed-dim 64" in shown
+
+
+def test_layer_lr_decay_through_composite_optimizer():
+    from fairseq.optim.composite import FairseqCompositeOptimizer
+
+    model = build(with_generator=False, layer_lr_decay=0.8)
+    model.register_classification_head("head", num_classes=2)
+    root = OmegaConf.create({
+        "common": {"tpu": False}, "optimization": {"lr": [1e-3]},
+        "optimizer": {"_name": "composite", "dynamic_groups": True, "groups": {"default": {
+            "lr_float": 1e-3, "optimizer": {"_name": "adam"}, "lr_scheduler": {"_name": "fixed"}}}},
+    })
+    optimizer = FairseqCompositeOptimizer(root.optimizer, list(model.parameters()))
+    lr_of = {}
+    for inner in optimizer.optimizers.values():
+        for group in inner.param_groups:
+            for p in group["params"]:
+                lr_of[id(p)] = group["lr"]
+    top = len(model.encoder.layers) + 1  # 3 layers: embeddings 0.8^4, layer i 0.8^(3-i), heads 1
+    for name, p in model.named_parameters():
+        if name.startswith("encoder.layers."):
+            depth = int(name.split(".")[2]) + 1
+        elif name.startswith(("embeddings.", "encoder.embed_", "encoder.relative_bias")):
+            depth = 0
+        else:
+            depth = top
+        assert math.isclose(lr_of[id(p)], 1e-3 * 0.8 ** (top - depth)), name
+    assert math.isclose(lr_of[id(model.classification_heads["head"].out_proj.weight)], 1e-3)
+    plain = build(with_generator=False)
+    assert not any(hasattr(p, "optim_overrides") for p in plain.parameters())
