@@ -3,6 +3,7 @@
 
     python scripts/export_main_model.py checkpoints/metro_base/checkpoint_best.pt metro_base.pt
     python scripts/export_main_model.py --show-args metro_base.pt    # flags to fine-tune it with
+    python scripts/export_main_model.py --show-args --format hydra metro_base.pt
 
 The generator, the RTD/CLM/SCL heads and the optimizer state are dropped, GDES embeddings are merged
 (E + E_delta) and the architecture settings stay in the saved config. Fine-tune the result (or the
@@ -33,12 +34,14 @@ def load(path):
     return state, model_cfg
 
 
-def fine_tuning_args(model_cfg) -> str:
-    """The --arch and model flags that rebuild this main model under another task."""
+def fine_tuning_args(model_cfg, style: str = "flags") -> str:
+    """The model options that rebuild this main model under another task, as fairseq-train flags
+    or as fairseq-hydra-train overrides."""
+    kept = {k: v for k, v in model_cfg.items() if k not in PRETRAINING_ONLY_OPTIONS and v is not None}
+    if style == "hydra":
+        return " ".join(f"model.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in kept.items())
     args = [f"--arch {model_cfg['_name']}"]
-    for key, value in model_cfg.items():
-        if key in PRETRAINING_ONLY_OPTIONS or value is None:
-            continue
+    for key, value in kept.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             if value:
@@ -71,10 +74,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="metro pretraining (or exported) checkpoint")
     p.add_argument("output", nargs="?", help="where to write the main-model checkpoint")
-    p.add_argument("--show-args", action="store_true", help="print the model flags for fine-tuning and exit")
+    p.add_argument("--show-args", action="store_true", help="print the model options for fine-tuning and exit")
+    p.add_argument("--format", choices=["flags", "hydra"], default="flags",
+                   help="--show-args as fairseq-train flags or fairseq-hydra-train overrides")
     args = p.parse_args(argv)
     if args.show_args:
-        print(fine_tuning_args(load(args.checkpoint)[1]))
+        print(fine_tuning_args(load(args.checkpoint)[1], args.format))
     elif args.output:
         export(args.checkpoint, args.output)
     else:

