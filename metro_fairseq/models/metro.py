@@ -177,7 +177,7 @@ class MetroModel(BaseFairseqModel):
     def layer_depth(self, name: str) -> int:
         """0 for the embeddings (and the relative bias every layer shares), i + 1 for main layer i,
         L + 1 for everything above the last layer (final norm, heads)."""
-        if name.startswith(("embeddings.", "encoder.embed_", "encoder.input_proj", "encoder.relative_bias")):
+        if name.startswith(("embeddings.", "encoder.embed_", "encoder.relative_bias")):
             return 0
         if name.startswith("encoder.layers."):
             return int(name.split(".")[2]) + 1
@@ -196,10 +196,10 @@ class MetroModel(BaseFairseqModel):
         return cfg.generator_layers if cfg.generator_layers is not None else max(1, cfg.encoder_layers // 3)
 
     @classmethod
-    def build_model(cfg_cls, cfg: MetroConfig, task):
+    def build_model(cls, cfg: MetroConfig, task):
         with_generator = getattr(task, "trains_generator", False)
         if with_generator:
-            depth = cfg_cls.generator_depth(cfg)
+            depth = cls.generator_depth(cfg)
             if depth >= cfg.encoder_layers and not cfg.allow_deep_generator:
                 raise ValueError(
                     f"--generator-layers {depth} is not shallower than --encoder-layers {cfg.encoder_layers}: "
@@ -213,7 +213,7 @@ class MetroModel(BaseFairseqModel):
                 "lower --tokens-per-sample or raise --max-positions"
             )
         task_cfg = getattr(task, "cfg", None)
-        return cfg_cls(
+        return cls(
             cfg, task.source_dictionary, with_generator,
             clm=getattr(task_cfg, "clm", False), scl_view=getattr(task_cfg, "scl_view", "none"),
         )
