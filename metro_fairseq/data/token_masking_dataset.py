@@ -139,6 +139,8 @@ class TokenMaskingDataset(FairseqDataset):
             net_input["crop_tokens"] = pad("crop", self.pad_idx)
         return {
             "id": torch.tensor([s["id"] for s in samples]),
+            # a plain int (not moved to the device): keys the batch's RNG stream, see the task
+            "rng_key": int(samples[0]["id"]),
             "nsentences": len(samples),
             "ntokens": int(original.ne(self.pad_idx).sum()),
             "net_input": net_input,

@@ -15,6 +15,7 @@ from fairseq.data import (
     data_utils,
 )
 from fairseq.data.shorten_dataset import maybe_shorten_dataset
+from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.masked_lm import SAMPLE_BREAK_MODE_CHOICES, SHORTEN_METHOD_CHOICES
@@ -134,6 +135,14 @@ class MetroPretrainingTask(FairseqTask):
         with data_utils.numpy_seed(self.cfg.seed + epoch):
             shuffle = np.random.permutation(len(masked))
         self.datasets[split] = SortDataset(masked, sort_order=[shuffle, dataset.sizes])
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, **kwargs):
+        # one RNG stream per batch, keyed by (seed, update, first example): dropout and the
+        # generator's samples then do not depend on how batches are split across data-parallel
+        # workers or accumulation steps, so N workers reproduce --update-freq N on one
+        seed = (self.cfg.seed * 1_000_003 + update_num * 10_007 + sample.get("rng_key", 0)) % 2**31
+        with utils.set_torch_seed(seed):
+            return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad, **kwargs)
 
     @property
     def source_dictionary(self):
