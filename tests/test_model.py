@@ -250,3 +250,18 @@ def test_main_model_alone_loads_pretraining_weights(sharing):
     assert torch.allclose(main_only.embeddings.weight, merged)
     if sharing == "gdes":
         assert not torch.allclose(merged, pretrained.embeddings.weight)
+
+
+def test_activation_checkpointing_gives_same_gradients():
+    plain, ckpt = build(), build(checkpoint_activations=True)
+    assert ckpt.encoder.checkpoint_activations and not plain.encoder.checkpoint_activations
+    grads = []
+    for model in (plain, ckpt):
+        torch.manual_seed(1)
+        mlm, rtd = losses(model)
+        model.zero_grad()
+        (mlm + 50 * rtd).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert "encoder.layers.0.fc1.weight" in grads[1] and set(grads[0]) == set(grads[1])
+    for name, g in grads[0].items():
+        assert torch.allclose(g, grads[1][name], atol=1e-6), name
