@@ -1,0 +1,145 @@
+"""scripts/sweep.py: spec parsing, run naming, skip-finished, dry run, real local jobs, requeue."""
+import os
+import re
+import signal
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import REPO, USER_DIR
+
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import sweep  # noqa: E402
+from metro_fairseq.launcher.fairseq_job import finished_checkpoint  # noqa: E402
+from metro_fairseq.launcher.sweep_spec import SpecError, expand, load_spec  # noqa: E402
+
+
+def write_spec(tmp_path, **spec):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return str(path)
+
+
+def pretrain_command(data, max_update, save_every):
+    return (
+        f"{sys.executable} -m fairseq_cli.train {data} --user-dir {USER_DIR} --task metro_pretraining "
+        "--criterion metro --arch metro_tiny --tokens-per-sample 64 --batch-size 8 --optimizer adam "
+        f"--lr-scheduler polynomial_decay --warmup-updates 5 --total-num-update {max_update} "
+        f"--max-update {max_update} --save-interval-updates {save_every} --no-epoch-checkpoints "
+        "--keep-interval-updates 1 --log-interval 5 --log-format simple --cpu --num-workers 0 --data-buffer-size 0"
+    )
+
+
+def test_spec_expands_grid_into_named_runs(tmp_path):
+    spec = load_spec(write_spec(
+        tmp_path, name="glue",
+        command="fairseq-hydra-train --config-dir cfg --config-name {task} task.data=bin/{task}",
+        grid={"task": ["rte", "mrpc"], "optimization.lr": ["[1e-5]", "[2e-5]"], "common.seed": [1, 2, 3]},
+    ))
+    runs = expand(spec, "out")
+    assert len(runs) == 12 and len({r.run_dir for r in runs}) == 12
+    first = runs[0]
+    assert first.name == "task_rte.lr_1e-5.seed_1"
+    assert first.run_dir == "out/glue/task_rte.lr_1e-5.seed_1"
+    assert first.command[:6] == ["fairseq-hydra-train", "--config-dir", "cfg", "--config-name", "rte", "task.data=bin/rte"]
+    assert "optimization.lr=[1e-5]" in first.command and "common.seed=1" in first.command
+    assert f"checkpoint.save_dir={first.run_dir}" in first.command
+    assert "hydra.job.chdir=false" in first.command and "task=rte" not in " ".join(first.command)
+
+
+def test_spec_cli_flags_and_errors(tmp_path):
+    spec = load_spec(write_spec(tmp_path, name="pre", command="fairseq-train data", grid={"--lr": [1e-4], "--fp16": [True]}))
+    (run,) = expand(spec, "o")
+    assert run.command == ["fairseq-train", "data", "--lr", "0.0001", "--fp16", "--save-dir", "o/pre/lr_0.0001.fp16_true",
+                           "--log-file", "o/pre/lr_0.0001.fp16_true/train.log"]
+    with pytest.raises(SpecError, match="unknown key"):
+        load_spec(write_spec(tmp_path, name="x", command="c", grids={}))
+    with pytest.raises(SpecError, match="non-empty list"):
+        load_spec(write_spec(tmp_path, name="x", command="c", grid={"--lr": 1e-4}))
+    with pytest.raises(SpecError, match=r"uses \{task\}"):
+        expand(load_spec(write_spec(tmp_path, name="x", command="c {task}", grid={"--lr": [1]})), "o")
+    with pytest.raises(SpecError, match="same name"):
+        expand(load_spec(write_spec(tmp_path, name="x", command="c", grid={"a.lr": [1], "b.lr": [1]})), "o")
+
+
+def test_bad_spec_and_missing_partition_exit_with_one_line(tmp_path, capsys):
+    bad = write_spec(tmp_path, name="x", command="c", grid={"--lr": 1})
+    with pytest.raises(SystemExit, match="^sweep: .*non-empty list"):
+        sweep.main([bad])
+    good = write_spec(tmp_path, name="x", command="c", grid={"--lr": [1]})
+    with pytest.raises(SystemExit, match="--partition"):
+        sweep.main([good, "--output-root", str(tmp_path)])
+
+
+def test_dry_run_prints_commands_and_slurm_settings(tmp_path, capsys):
+    spec = write_spec(tmp_path, name="pre", command="fairseq-train data --arch metro_base",
+                      grid={"--lr": ["2e-4", "4e-4"]}, slurm={"partition": "learnlab", "gpus_per_node": 8})
+    assert sweep.main([spec, "--dry-run", "--nodes", "2", "--time-min", "600", "--output-root", str(tmp_path)]) == []
+    out = capsys.readouterr().out
+    assert "2 runs in sweep 'pre', 2 to launch, 0 finished" in out
+    assert "partition=learnlab nodes=2 gpus_per_node=8" in out and "time_min=600" in out
+    commands = re.findall(r"^  (fairseq-train .*)$", out, re.M)
+    assert len(commands) == 2
+    assert all("--distributed-port" in c for c in commands)  # 16 GPUs: fairseq's SLURM init needs a port
+    assert not (tmp_path / "pre").exists()  # nothing submitted
+
+
+def test_finished_checkpoint_needs_log_and_loadable_checkpoint(tmp_path):
+    assert finished_checkpoint(str(tmp_path)) is None
+    (tmp_path / "train.log").write_text("epoch 001 | loss 3.2\n")
+    (tmp_path / "checkpoint_last.pt").write_bytes(b"truncated")
+    assert finished_checkpoint(str(tmp_path)) is None
+    (tmp_path / "train.log").write_text("done training in 3.0 seconds\n")
+    assert finished_checkpoint(str(tmp_path)) is None  # the checkpoint does not load
+
+
+@pytest.fixture(scope="module")
+def local_sweep(wiki_bin, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    spec = write_spec(out, name="tiny", command=pretrain_command(wiki_bin, 20, 10), grid={"--lr": ["1e-3", "2e-3"]})
+    jobs = sweep.main([spec, "--cluster", "local", "--wait", "--output-root", str(out)])
+    return spec, out, jobs
+
+
+def test_local_sweep_trains_both_runs_then_skips_them(local_sweep, capsys):
+    spec, out, jobs = local_sweep
+    assert len(jobs) == 2
+    for lr in ("1e-3", "2e-3"):
+        run_dir = out / "tiny" / f"lr_{lr}"
+        log = (run_dir / "train.log").read_text()
+        assert "done training" in log and "num_updates 20" in log
+        assert finished_checkpoint(str(run_dir)) == str(run_dir / "checkpoint_last.pt")
+    capsys.readouterr()
+    assert sweep.main([spec, "--cluster", "local", "--output-root", str(out)]) == []
+    assert "2 runs in sweep 'tiny', 0 to launch, 2 finished" in capsys.readouterr().out
+
+
+def task_pid(controller_pid):
+    """The submitit task process started by the local controller (what SLURM signals on preemption)."""
+    with open(f"/proc/{controller_pid}/task/{controller_pid}/children") as f:
+        children = f.read().split()
+    return int(children[0]) if children else None
+
+
+def test_preempted_job_is_requeued_and_resumes_from_last_checkpoint(wiki_bin, tmp_path):
+    command = pretrain_command(wiki_bin, 300, 20) + " --lr 1e-3"
+    spec = write_spec(tmp_path, name="long", command=command, grid={"--seed": [3]})
+    (job,) = sweep.main([spec, "--cluster", "local", "--output-root", str(tmp_path)])
+    deadline = time.time() + 300
+    while "Saved checkpoint" not in (job.stdout() or ""):
+        assert time.time() < deadline and job.get_info()["jobState"] == "RUNNING", job.stdout()
+        time.sleep(0.2)
+    os.kill(task_pid(job._process.pid), signal.SIGUSR2)  # SLURM's preemption / time-limit warning
+    job.result()
+
+    out = job.stdout()
+    saved = [int(u) for u in re.findall(r"Saved checkpoint \S+ \(epoch \d+ @ (\d+) updates", out)]
+    loaded = re.findall(r"Loaded checkpoint \S+checkpoint_last.pt \(epoch \d+ @ (\d+) updates\)", out)
+    assert "requeueing" in out and len(loaded) == 1, out[-3000:]
+    before_kill = out[: out.index("Loaded checkpoint")]
+    last_saved = [int(u) for u in re.findall(r"Saved checkpoint \S+ \(epoch \d+ @ (\d+) updates", before_kill)][-1]
+    assert int(loaded[0]) == last_saved and 0 < last_saved < 300
+    assert saved[-1] == 300
+    assert "done training" in (tmp_path / "long" / "seed_3" / "train.log").read_text()
