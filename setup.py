@@ -18,6 +18,7 @@ setup(
         "omegaconf>=2.0.6,<2.4",
         "sentencepiece",
         "submitit",
+        "hydra-submitit-launcher",  # +run_config=local / slurm_N (hydra multirun through submitit)
         "numpy",
     ],
     extras_require={"dev": ["pytest", "matplotlib"]},
