@@ -6,7 +6,8 @@ and the GLUE-style average, as a Markdown table.
 
 A run is a folder holding a fairseq log (``train.log`` from ``--log-file``, ``hydra_train.log`` or
 any ``*.log``). Its task is the first path component naming a GLUE task (CoLA, SST-2, ... or the
-config names cola, sst_2, ...); runs that differ only in a ``seed<N>`` component form one group. Per
+config names cola, sst_2, ...); runs that differ only in a ``seed<N>`` / ``seed_<N>`` component form one group, so
+``scripts/sweep.py`` run folders (``task_rte.lr_2e-5.seed_3``) work as they are. Per
 task the table shows the group with the best median. Metrics: Matthews correlation for CoLA,
 Spearman for STS-B, accuracy otherwise (all x100, as fairseq logs them), as COCO-LM reports them.
 """
@@ -22,9 +23,11 @@ VALID = re.compile(r"valid on '(\w+)' subset(.*)")
 
 
 def task_of(path):
-    for part in path.split(os.sep):
+    # folder names (runs/SST-2/seed1) or sweep run names (glue/task_sst_2.lr_1e-5.seed_1)
+    for part in re.split(r"[/.]", path.replace(os.sep, "/")):
+        candidates = {part, part.split("_", 1)[-1]}
         for task in TASKS:
-            if part.lower().replace("-", "_") == task.lower().replace("-", "_"):
+            if task.lower().replace("-", "_") in {c.lower().replace("-", "_") for c in candidates}:
                 return task
     return None
 
@@ -55,7 +58,7 @@ def collect(root):
         scores = [s for s in (best_score(os.path.join(folder, f), metric) for f in logs) if s is not None]
         if not scores:
             continue
-        group = re.sub(r"seed\d+", "seed*", os.path.relpath(folder, root))
+        group = re.sub(r"seed_?\d+", "seed*", os.path.relpath(folder, root))
         groups.setdefault((task, group), []).append(max(scores))
     return groups
 

@@ -141,7 +141,9 @@ def test_glue_results_median_over_seeds(glue_bin, pretrained, tmp_path):
     best = {}
     for task, flags in (("SST-2", ["--num-classes", "2"]), ("CoLA", ["--num-classes", "2", "--report-mcc"])):
         for seed in (1, 2, 3):
-            run_dir = tmp_path / "runs" / task / f"lr1e-4_seed{seed}"
+            # a hand-made layout and scripts/sweep.py's run names
+            name = f"{task}/lr1e-4_seed{seed}" if task == "SST-2" else f"glue/task_cola.lr_1e-4.seed_{seed}"
+            run_dir = tmp_path / "runs" / name
             run_dir.mkdir(parents=True)
             r = run(finetune_cmd(glue_bin / task, exported, run_dir, *flags, "--seed", str(seed), "--max-update", "3",
                                  "--validate-interval-updates", "1", "--log-file", str(run_dir / "train.log")))

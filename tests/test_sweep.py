@@ -143,3 +143,13 @@ def test_preempted_job_is_requeued_and_resumes_from_last_checkpoint(wiki_bin, tm
     assert int(loaded[0]) == last_saved and 0 < last_saved < 300
     assert saved[-1] == 300
     assert "done training" in (tmp_path / "long" / "seed_3" / "train.log").read_text()
+
+
+@pytest.mark.parametrize("spec_name,runs,config_dir", [("pretrain_base", 4, "pretraining"), ("glue_base", 120, "finetuning")])
+def test_example_specs_expand_to_existing_configs(spec_name, runs, config_dir):
+    spec = load_spec(os.path.join(REPO, "metro_fairseq", "config", "sweeps", f"{spec_name}.yaml"))
+    expanded = expand(spec, "sweeps")
+    assert len(expanded) == runs
+    for run in expanded:
+        config = run.command[run.command.index("--config-name") + 1]
+        assert os.path.exists(os.path.join(REPO, "metro_fairseq", "config", config_dir, f"{config}.yaml")), config

@@ -3,12 +3,18 @@
 Token embeddings are looked up by the caller (they may be shared or GDES-composed, see
 ``embedding_sharing.py``); the encoder adds learned absolute positions and, optionally, one
 T5 relative position bias computed once per forward and reused by every layer.
+
+Under ``--ddp-backend fully_sharded`` each layer is its own FSDP unit (``fsdp_wrap`` is a no-op
+otherwise); everything else, including the token embeddings that the generator and the main model
+share, stays in the root unit, so a shared table is never split across units.
 """
 from typing import Optional
 
 import torch
 import torch.nn as nn
-from torch.utils.checkpoint import checkpoint
+from fairseq.distributed import fsdp_wrap
+from fairseq.modules import LayerNorm  # apex's fused kernel on GPU when apex is installed
+from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
 from .relative_position import RelativePositionBias
 from .transformer_layer import TransformerEncoderLayer
@@ -35,22 +41,23 @@ class TransformerEncoder(nn.Module):
         # a narrower encoder (ELECTRA-style generator) reads the shared embeddings through a projection
         self.input_proj = nn.Linear(input_dim, embed_dim) if input_dim != embed_dim else None
         self.embed_positions = nn.Embedding(max_positions, embed_dim)
-        self.embed_layer_norm = nn.LayerNorm(embed_dim)
+        self.embed_layer_norm = LayerNorm(embed_dim)
         self.dropout = nn.Dropout(dropout)
         self.relative_bias = (
             RelativePositionBias(num_heads, relative_position_buckets, relative_position_max_distance)
             if relative_position_buckets > 0
             else None
         )
-        self.layers = nn.ModuleList(
-            TransformerEncoderLayer(
+        self.layers = nn.ModuleList()
+        for _ in range(num_layers):
+            layer = TransformerEncoderLayer(
                 embed_dim, ffn_dim, num_heads, dropout, attention_dropout, activation_dropout, normalize_before
             )
-            for _ in range(num_layers)
-        )
-        self.final_layer_norm = nn.LayerNorm(embed_dim) if normalize_before else None
+            if checkpoint_activations:  # recompute the layer in backward (inside its FSDP unit)
+                layer = checkpoint_wrapper(layer)
+            self.layers.append(fsdp_wrap(layer))
+        self.final_layer_norm = LayerNorm(embed_dim) if normalize_before else None
         self.max_positions = max_positions
-        self.checkpoint_activations = checkpoint_activations
 
     def attention_bias(self, padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Additive ``(B, heads or 1, T, T)`` mask: relative bias plus the dtype's lowest value on padded keys."""
@@ -74,10 +81,7 @@ class TransformerEncoder(nn.Module):
         x = self.dropout(self.embed_layer_norm(x + self.embed_positions(positions)))
         attn_bias = self.attention_bias(padding_mask, x.dtype)
         for layer in self.layers:
-            if self.checkpoint_activations and self.training:
-                x = checkpoint(layer, x, attn_bias, use_reentrant=False)
-            else:
-                x = layer(x, attn_bias)
+            x = layer(x, attn_bias)
         if self.final_layer_norm is not None:
             x = self.final_layer_norm(x)
         return x

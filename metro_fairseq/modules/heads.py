@@ -2,6 +2,7 @@
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fairseq.modules import LayerNorm  # apex's fused kernel on GPU when apex is installed
 
 
 class GeneratorHead(nn.Module):
@@ -10,7 +11,7 @@ class GeneratorHead(nn.Module):
     def __init__(self, hidden_dim: int, embed_dim: int, vocab_size: int):
         super().__init__()
         self.dense = nn.Linear(hidden_dim, embed_dim)
-        self.layer_norm = nn.LayerNorm(embed_dim)
+        self.layer_norm = LayerNorm(embed_dim)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 
     def forward(self, x: torch.Tensor, embedding_weight: torch.Tensor) -> torch.Tensor:
@@ -23,7 +24,7 @@ class ReplacedTokenDetectionHead(nn.Module):
     def __init__(self, embed_dim: int):
         super().__init__()
         self.dense = nn.Linear(embed_dim, embed_dim)
-        self.layer_norm = nn.LayerNorm(embed_dim)
+        self.layer_norm = LayerNorm(embed_dim)
         self.out_proj = nn.Linear(embed_dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,7 +48,7 @@ class SequenceEmbeddingHead(nn.Module):
     def __init__(self, embed_dim: int):
         super().__init__()
         self.dense = nn.Linear(embed_dim, embed_dim)
-        self.layer_norm = nn.LayerNorm(embed_dim)
+        self.layer_norm = LayerNorm(embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.layer_norm(F.gelu(self.dense(x))).float(), dim=-1)

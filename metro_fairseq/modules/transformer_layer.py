@@ -2,6 +2,7 @@
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fairseq.modules import LayerNorm  # apex's fused kernel on GPU when apex is installed
 
 from .attention import SelfAttention
 
@@ -19,10 +20,10 @@ class TransformerEncoderLayer(nn.Module):
     ):
         super().__init__()
         self.self_attn = SelfAttention(embed_dim, num_heads, attention_dropout)
-        self.self_attn_layer_norm = nn.LayerNorm(embed_dim)
+        self.self_attn_layer_norm = LayerNorm(embed_dim)
         self.fc1 = nn.Linear(embed_dim, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, embed_dim)
-        self.final_layer_norm = nn.LayerNorm(embed_dim)
+        self.final_layer_norm = LayerNorm(embed_dim)
         self.dropout = nn.Dropout(dropout)
         self.activation_dropout = nn.Dropout(activation_dropout)
         self.normalize_before = normalize_before
