@@ -62,7 +62,7 @@ def test_pretraining_forward_shapes_and_rtd_labels(monkeypatch):
     assert torch.equal(out["main_input"].view(-1)[masked_index], chosen)
 
 
-def test_sampling_is_fp32_multinomial_without_grad():
+def test_sampling_is_fp32_categorical_without_grad():
     torch.manual_seed(0)
     logits = torch.tensor([[0.0, 5.0, -5.0]] * 4000, requires_grad=True, dtype=torch.bfloat16)
     draws = metro_module.sample_replacements(logits, 1.0)
@@ -72,6 +72,18 @@ def test_sampling_is_fp32_multinomial_without_grad():
     assert torch.allclose(freq, ref, atol=0.02)
     hot = torch.bincount(metro_module.sample_replacements(logits.float(), 100.0), minlength=3).float() / 4000
     assert hot.min() > 0.25  # high temperature flattens the distribution
+
+
+def test_sampling_matches_softmax_frequencies_and_never_draws_zero_probability():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 50) * 2
+    logits[0, [0, 17, 49]] = float("-inf")  # first, middle and last entries impossible
+    draws = metro_module.sample_replacements(logits.expand(200_000, 50), 1.0)
+    freq = torch.bincount(draws, minlength=50).double() / draws.numel()
+    ref = torch.softmax(logits[0].double(), -1)
+    assert freq[[0, 17, 49]].sum() == 0
+    # every entry within 5 standard errors of its probability
+    assert ((freq - ref).abs() <= 5 * (ref * (1 - ref) / draws.numel()).sqrt() + 1e-12).all()
 
 
 def grads_of(model, loss):

@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Cost per update: METRO against fairseq's own RoBERTa masked LM of the same main-model size.
+
+    python benchmarks/cost_per_update.py [--data DATA_BIN] [--repeats 5] [--steps 4] [--profile]
+
+Builds three real fairseq Trainers in one process (roberta + masked_lm, metro with generator + RTD,
+metro + CLM + SCL), times their train_step in turns (interleaved repeats), measures each one's peak
+memory in a fresh process, and compares the time ratio with the FLOP ratio computed from the
+configuration: the generator's layers and heads are the cost METRO cannot avoid, so the two ratios
+should agree within 10%. Prints a Markdown table and writes a PNG.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="binarized corpus (default: the demo corpus, prepared into data/bench-bin)")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    p.add_argument("--steps", type=int, default=4, help="updates per system per round")
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--generator-layers", type=int, default=2)
+    p.add_argument("--tokens-per-sample", type=int, default=128)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if harness.torch.cuda.is_available() else "cpu")
+    p.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators per system")
+    p.add_argument("--plot", default=os.path.join(harness.REPO, "docs", "benchmarks", "cost_per_update.png"))
+    args = p.parse_args()
+
+    size = harness.Size(layers=args.layers, dim=args.dim, ffn=4 * args.dim, heads=max(1, args.dim // 64),
+                        generator_layers=args.generator_layers, tokens_per_sample=args.tokens_per_sample,
+                        batch=args.batch)
+    data = harness.data_bin(args.data)
+    base = harness.common_flags(data, size, args.device)
+    systems = harness.variants(size)
+    with harness.quiet():
+        benches = {name: harness.Bench(base + flags) for name, flags in systems.items()}
+        vocab = len(next(iter(benches.values())).task.source_dictionary)
+        times = harness.interleaved_timings(benches, args.repeats, args.steps)
+        memory = {name: harness.memory_in_subprocess(base + flags) for name, flags in systems.items()}
+    reference = next(iter(systems))
+    flops = {name: harness.training_flops(name, size, vocab) for name in systems}
+
+    print(f"## Cost per update ({args.device})\n")
+    print(f"machine: {harness.machine()}")
+    print(f"main model {size.layers} layers x {size.dim} (FFN {size.ffn}, {size.heads} heads); generator "
+          f"{size.generator_layers} layers; {size.batch} x {size.tokens_per_sample} tokens per update; vocabulary {vocab}; "
+          f"{args.repeats} interleaved rounds of {args.steps} updates\n")
+    print("| system | params | s / update (median) | min - max | time ratio | FLOP ratio | time / FLOP ratio | peak memory MB | memory ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for name in systems:
+        t = harness.median(times[name])
+        time_ratio = t / harness.median(times[reference])
+        flop_ratio = flops[name] / flops[reference]
+        mem_ratio = memory[name] / memory[reference]
+        rows.append((name, t, time_ratio, flop_ratio))
+        print(f"| {name} | {benches[name].num_params / 1e6:.2f}M | {t:.3f} | {min(times[name]):.3f} - {max(times[name]):.3f} "
+              f"| {time_ratio:.3f} | {flop_ratio:.3f} | {time_ratio / flop_ratio:.3f} | {memory[name]:.0f} | {mem_ratio:.2f} |")
+    print(f"\nGFLOP per update (analytic): " + ", ".join(f"{n}: {flops[n] / 1e9:.1f}" for n in systems))
+
+    if args.profile:
+        for name, bench in benches.items():
+            print(f"\n### profile: {name}\n```\n{harness.profile_step(bench)}\n```")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r[2] for r in rows], width=0.4, label="measured time ratio")
+    ax.bar([x + 0.2 for x in xs], [r[3] for r in rows], width=0.4, label="analytic FLOP ratio")
+    ax.set_xticks(list(xs), [r[0].replace(": ", ":\n") for r in rows], fontsize=8)
+    ax.set_ylabel(f"relative to {reference.split()[0]}")
+    ax.set_title(f"Cost per update, {size.layers}x{size.dim} main model, {args.device}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(args.plot), exist_ok=True)
+    fig.savefig(args.plot, dpi=120)
+    print(f"\nplot: {os.path.relpath(args.plot, harness.REPO)}")
+
+
+if __name__ == "__main__":
+    main()

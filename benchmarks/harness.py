@@ -1,0 +1,251 @@
+"""Shared pieces of the benchmarks: build a real fairseq Trainer from command-line flags, time its
+train_step on pre-fetched batches, measure peak memory, and count FLOPs from the configuration.
+
+Both sides go through the same code: fairseq's own `roberta` + `masked_lm` and our `metro` +
+`metro_pretraining`, with fixed-length blocks (``--sample-break-mode none``) so every batch holds
+exactly batch x tokens_per_sample tokens.
+"""
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+warnings.simplefilter("ignore", FutureWarning)
+warnings.simplefilter("ignore", UserWarning)
+
+import logging  # noqa: E402
+
+logging.getLogger("fairseq").setLevel(logging.WARNING)
+
+import torch  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER_DIR = os.path.join(REPO, "metro_fairseq")
+
+
+@dataclass
+class Size:
+    layers: int = 6
+    dim: int = 256
+    ffn: int = 1024
+    heads: int = 4
+    generator_layers: int = 2
+    tokens_per_sample: int = 128
+    batch: int = 32
+
+
+def common_flags(data: str, size: Size, device: str) -> List[str]:
+    flags = [
+        data, "--user-dir", USER_DIR, "--encoder-layers", str(size.layers), "--encoder-embed-dim", str(size.dim),
+        "--encoder-ffn-embed-dim", str(size.ffn), "--encoder-attention-heads", str(size.heads),
+        "--tokens-per-sample", str(size.tokens_per_sample), "--sample-break-mode", "none",
+        "--batch-size", str(size.batch), "--required-batch-size-multiple", "1", "--max-positions", "512",
+        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--adam-eps", "1e-6", "--weight-decay", "0.01",
+        "--clip-norm", "2.0", "--lr", "5e-4", "--lr-scheduler", "polynomial_decay", "--warmup-updates", "10",
+        "--total-num-update", "100000", "--num-workers", "0", "--seed", "1", "--no-progress-bar",
+    ]
+    if device == "cpu":
+        flags.append("--cpu")
+    else:
+        flags.append("--fp16")
+    return flags
+
+
+def variants(size: Size) -> Dict[str, List[str]]:
+    """The systems compared: fairseq's RoBERTa masked LM, METRO (generator + RTD), METRO + CLM + SCL."""
+    metro = ["--task", "metro_pretraining", "--criterion", "metro", "--arch", "metro",
+             "--generator-layers", str(size.generator_layers)]
+    return {
+        "roberta (fairseq masked_lm)": ["--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta"],
+        "metro: generator + RTD": metro,
+        "metro: + CLM + SCL (crop)": metro + ["--clm", "--scl-view", "crop"],
+    }
+
+
+class Bench:
+    """A fairseq Trainer plus a fixed list of batches to train on."""
+
+    def __init__(self, argv: List[str], num_batches: int = 8):
+        from fairseq import options, tasks, utils
+        from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+        from fairseq.trainer import Trainer
+
+        parser = options.get_training_parser()
+        cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, argv))
+        utils.import_user_module(cfg.common)
+        torch.manual_seed(1)
+        self.task = tasks.setup_task(cfg.task)
+        self.task.load_dataset("train", combine=False, epoch=1)
+        model = self.task.build_model(cfg.model)
+        criterion = self.task.build_criterion(cfg.criterion)
+        self.trainer = Trainer(cfg, self.task, model, criterion)
+        self.num_params = sum(p.numel() for p in model.parameters())
+        itr = self.task.get_batch_iterator(
+            dataset=self.task.dataset("train"), max_sentences=cfg.dataset.batch_size, seed=1,
+            required_batch_size_multiple=1,
+        ).next_epoch_itr(shuffle=True)
+        self.batches = []
+        for sample in itr:
+            if sample["net_input"]["src_tokens"].size(0) == cfg.dataset.batch_size:
+                self.batches.append(sample)
+            if len(self.batches) == num_batches:
+                break
+        self.step = 0
+        self.cuda = not cfg.common.cpu
+
+    def train_steps(self, n: int) -> float:
+        """Seconds for n full updates (forward, backward, optimizer step, fairseq's logging)."""
+        if self.cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(n):
+            self.trainer.train_step([self.batches[self.step % len(self.batches)]])
+            self.step += 1
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+
+def interleaved_timings(benches: Dict[str, Bench], repeats: int, steps: int, warmup: int = 2) -> Dict[str, List[float]]:
+    """Seconds per update for each system; the systems take turns so drift hits them all alike."""
+    for bench in benches.values():
+        bench.train_steps(warmup)
+    times = {name: [] for name in benches}
+    for _ in range(repeats):
+        for name, bench in benches.items():
+            times[name].append(bench.train_steps(steps) / steps)
+    return times
+
+
+def _vm_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def peak_training_memory_mb(argv: List[str], steps: int = 3) -> float:
+    """Peak memory of model, optimizer state and activations: on GPU torch's peak allocation, on CPU
+    the peak resident set size above the process's size before the model is built (Linux)."""
+    from fairseq import options, tasks, utils
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.trainer import Trainer
+
+    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv))
+    utils.import_user_module(cfg.common)
+    task = tasks.setup_task(cfg.task)
+    task.load_dataset("train", combine=False, epoch=1)
+    itr = task.get_batch_iterator(dataset=task.dataset("train"), max_sentences=cfg.dataset.batch_size, seed=1,
+                                  required_batch_size_multiple=1).next_epoch_itr(shuffle=False)
+    batch = next(itr)
+    if not cfg.common.cpu:
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+    before = _vm_kb("VmRSS")
+    trainer = Trainer(cfg, task, task.build_model(cfg.model), task.build_criterion(cfg.criterion))
+    for _ in range(steps):
+        trainer.train_step([batch])
+    if not cfg.common.cpu:
+        return torch.cuda.max_memory_allocated() / 2**20
+    return (_vm_kb("VmHWM") - before) / 1024
+
+
+def memory_in_subprocess(argv: List[str]) -> float:
+    """Each measurement in a fresh process, so one system's allocator cache does not count for another."""
+    code = (
+        "import json, sys; sys.path.insert(0, %r); import harness; "
+        "print('PEAK_MB', harness.peak_training_memory_mb(json.loads(sys.argv[1])))" % os.path.dirname(__file__)
+    )
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, check=True)
+    return float([ln for ln in out.stdout.splitlines() if ln.startswith("PEAK_MB")][-1].split()[1])
+
+
+# ---- analytic FLOPs (multiply-add = 2 FLOPs; backward = 2 x forward) ----
+
+def layer_flops(tokens: int, dim: int, ffn: int) -> float:
+    """One Transformer layer over one sequence: Q/K/V/output projections, scores and weighted sum, FFN."""
+    return 8 * tokens * dim * dim + 4 * tokens * tokens * dim + 4 * tokens * dim * ffn
+
+
+def training_flops(system: str, size: Size, vocab: int, mask_prob: float = 0.15, crop_ratio: float = 0.9) -> float:
+    """FLOPs of one update (forward + backward) for one of ``variants()``'s systems."""
+    t, d = size.tokens_per_sample, size.dim
+    masked = mask_prob * t
+    main = size.layers * layer_flops(t, d, size.ffn)
+    lm_head = masked * (2 * d * d + 2 * d * vocab)  # dense + tied projection, on masked tokens only
+    if system.startswith("roberta"):
+        forward = main + lm_head
+    else:
+        generator = size.generator_layers * layer_flops(t, d, size.ffn) + lm_head
+        rtd_head = t * (2 * d * d + 2 * d)
+        forward = generator + main + rtd_head
+        if "CLM" in system:
+            forward += masked * 2 * d * vocab  # tied projection on the masked positions
+        if "SCL" in system:
+            crop = int(crop_ratio * t)
+            forward += size.layers * layer_flops(crop, d, size.ffn) + 2 * 2 * d * d  # second view + head on <s>
+    return 3 * forward * size.batch
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}, "
+            f"Python {platform.python_version()}")
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def profile_step(bench: Bench, steps: int = 3, rows: int = 12) -> str:
+    """Where one system's update spends its time: torch.profiler's top operators by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.cuda else [])
+    with profile(activities=activities) as prof:
+        bench.train_steps(steps)
+    key = "self_cuda_time_total" if bench.cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
+@contextlib.contextmanager
+def quiet():
+    """fairseq prints its config at INFO; keep the benchmark output to the tables."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def data_bin(path: Optional[str]) -> str:
+    """The demo corpus binarized (vocabulary 8000), prepared once into data/bench-bin if not given."""
+    if path:
+        return path
+    dest = os.path.join(REPO, "data", "bench-bin")
+    if not os.path.exists(os.path.join(dest, "train.bin")):
+        corpus = os.path.join(REPO, "data", "bench-corpus")
+        subprocess.run([sys.executable, os.path.join(REPO, "scripts", "fetch_wiki_corpus.py"), "--outdir", corpus,
+                        "--cache-dir", os.path.join(REPO, "data", "download")], check=True)
+        subprocess.run([sys.executable, os.path.join(REPO, "scripts", "prepare_corpus.py"), "--train",
+                        os.path.join(corpus, "train.txt"), "--valid", os.path.join(corpus, "valid.txt"),
+                        "--destdir", dest, "--vocab-size", "8000"], check=True)
+    return dest

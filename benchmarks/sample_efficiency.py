@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""Sample efficiency: METRO against RoBERTa masked-LM pretraining of the same main-model size, at
+equal wall-clock budget and at an equal number of updates, judged by fine-tuning on the review
+sentiment data (3 seeds each, plus random initialisation).
+
+    python benchmarks/sample_efficiency.py [--minutes 15] [--out outputs/bench/sample_efficiency]
+
+1. METRO (generator + RTD) pretrains for --minutes of training time: N updates.
+2. RoBERTa (fairseq's roberta + masked_lm, same main size and batch) pretrains for N updates (equal
+   updates), then continues in the same run to --minutes of cumulative training time (equal time:
+   fairseq's --stop-time-hours counts time across restarts).
+3. Each of the three checkpoints and a random initialisation fine-tune with fairseq's
+   sentence_prediction, the same recipe for all, and the median dev accuracy is reported.
+Runs one after another (nothing else should use the CPU meanwhile: the budget is wall clock).
+Finished steps are reused when the command is run again. Prints a Markdown table, writes a PNG.
+"""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+REPO = harness.REPO
+ENV = dict(os.environ, PYTHONWARNINGS="ignore")
+
+
+def fairseq_train(args, log):
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    cmd = [sys.executable, "-m", "fairseq_cli.train"] + [str(a) for a in args] + ["--log-file", log]
+    result = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"sample_efficiency: fairseq-train failed:\n{result.stderr[-3000:]}")
+
+
+def done(log):
+    return os.path.exists(log) and "done training" in open(log).read()
+
+
+def train_stats(log):
+    """(num_updates, wall-clock seconds of the run, last training loss in bits) from the log."""
+    updates, wall, loss = 0, 0.0, None
+    for line in open(log):
+        m = re.search(r"\| (?:train_inner|train) \|.*", line)
+        if not m:
+            continue
+        fields = dict(p.strip().split(" ", 1) for p in m.group(0).split("|") if " " in p.strip())
+        fields.update(dict(re.findall(r"(\w+)=([\d.]+)", m.group(0))))
+        if "num_updates" in fields:
+            updates = int(float(fields["num_updates"]))
+            wall = float(fields.get("wall", wall))
+            key = "mlm_loss" if "mlm_loss" in fields else "loss"
+            loss = float(fields[key])
+    return updates, wall, loss
+
+
+def curve(log):
+    points = []
+    for line in open(log):
+        if "train_inner" not in line:
+            continue
+        f = dict(re.findall(r"(\w+)=([\d.]+)", line))
+        if "num_updates" in f:
+            points.append((int(f["num_updates"]), float(f["mlm_loss"] if "mlm_loss" in f else f["loss"]),
+                           float(f.get("wall", 0))))
+    return points
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=15.0, help="pretraining budget per system")
+    p.add_argument("--data", help="binarized corpus (default: the demo corpus, prepared into data/bench-bin)")
+    p.add_argument("--out", default=os.path.join(REPO, "outputs", "bench", "sample_efficiency"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--lr", default="2e-3", help="pretraining peak learning rate (both systems)")
+    p.add_argument("--finetune-lr", default="1e-3")
+    p.add_argument("--plot", default=os.path.join(REPO, "docs", "benchmarks", "sample_efficiency.png"))
+    args = p.parse_args()
+    data = harness.data_bin(args.data)
+    os.makedirs(args.out, exist_ok=True)
+    hours = args.minutes / 60
+
+    size = ["--encoder-layers", 4, "--encoder-embed-dim", 128, "--encoder-ffn-embed-dim", 512,
+            "--encoder-attention-heads", 4, "--max-positions", 512]
+    pretrain = [data, "--user-dir", harness.USER_DIR, *size, "--tokens-per-sample", 128,
+                "--sample-break-mode", "complete_doc", "--batch-size", 32, "--optimizer", "adam",
+                "--adam-betas", "(0.9,0.98)", "--adam-eps", "1e-6", "--weight-decay", 0.01, "--clip-norm", 2.0,
+                "--lr", args.lr, "--lr-scheduler", "polynomial_decay", "--warmup-updates", 200,
+                "--total-num-update", 100000, "--disable-validation", "--no-epoch-checkpoints", "--cpu",
+                "--num-workers", 1, "--seed", 1, "--log-format", "simple", "--log-interval", 50]
+    metro_args = ["--task", "metro_pretraining", "--criterion", "metro", "--arch", "metro", "--generator-layers", 1]
+    roberta_args = ["--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta"]
+
+    metro_dir, rob_dir = os.path.join(args.out, "metro"), os.path.join(args.out, "roberta")
+    metro_log, rob_log = os.path.join(metro_dir, "train.log"), os.path.join(rob_dir, "train.log")
+    if not done(metro_log):
+        print(f"pretraining METRO for {args.minutes} min", flush=True)
+        fairseq_train(pretrain + metro_args + ["--stop-time-hours", hours, "--max-update", 100000,
+                                               "--save-dir", metro_dir], metro_log)
+    n_metro, t_metro, loss_metro = train_stats(metro_log)
+    equal_updates = os.path.join(args.out, "roberta_equal_updates.pt")
+    if not os.path.exists(equal_updates):
+        print(f"pretraining RoBERTa for {n_metro} updates", flush=True)
+        fairseq_train(pretrain + roberta_args + ["--max-update", n_metro, "--save-dir", rob_dir], rob_log)
+        shutil.copy(os.path.join(rob_dir, "checkpoint_last.pt"), equal_updates)
+    rob_updates_stats = train_stats(rob_log)
+    rob_time_log = os.path.join(rob_dir, "train_time.log")
+    if not done(rob_time_log):
+        print(f"continuing RoBERTa to {args.minutes} min of training time", flush=True)
+        fairseq_train(pretrain + roberta_args + ["--stop-time-hours", hours, "--max-update", 100000,
+                                                 "--save-dir", rob_dir], rob_time_log)
+    n, wall, loss = train_stats(rob_time_log)
+    rob_time_stats = (n, wall + rob_updates_stats[1], loss)  # the equal-updates run is its first part
+
+    exported = os.path.join(args.out, "metro_main.pt")
+    if not os.path.exists(exported):
+        subprocess.run([sys.executable, "scripts/export_main_model.py", os.path.join(metro_dir, "checkpoint_last.pt"),
+                        exported], cwd=REPO, env=ENV, check=True, capture_output=True)
+    reviews = os.path.join(args.out, "reviews-bin", "SST-2")
+    if not os.path.exists(os.path.join(reviews, "label", "dict.txt")):
+        subprocess.run([sys.executable, "scripts/fetch_review_data.py", "--outdir", os.path.join(args.out, "reviews"),
+                        "--cache-dir", os.path.join(REPO, "data", "download")], cwd=REPO, env=ENV, check=True)
+        subprocess.run([sys.executable, "scripts/prepare_glue.py", "--glue-dir", os.path.join(args.out, "reviews"),
+                        "--tasks", "SST-2", "--spm-model", os.path.join(data, "spm.model"), "--dict",
+                        os.path.join(data, "dict.txt"), "--destdir", os.path.join(args.out, "reviews-bin")],
+                       cwd=REPO, env=ENV, check=True)
+    with open(os.path.join(reviews, "..", "..", "reviews", "SST-2", "dev.tsv")) as f:
+        labels = [ln.rstrip("\n").rsplit("\t", 1)[-1] for ln in f][1:]
+    majority = 100 * max(labels.count("0"), labels.count("1")) / len(labels)
+    train_size = sum(1 for _ in open(os.path.join(args.out, "reviews", "SST-2", "train.tsv"))) - 1
+    updates = -(-train_size // 32)
+
+    arms = {
+        "METRO (equal time and updates)": (["--arch", "metro"], exported),
+        "RoBERTa, equal updates": (["--arch", "roberta"], equal_updates),
+        "RoBERTa, equal time": (["--arch", "roberta"], os.path.join(rob_dir, "checkpoint_last.pt")),
+        "random initialisation": (["--arch", "metro"], None),
+    }
+    scores = {}
+    for arm, (arch, ckpt) in arms.items():
+        scores[arm] = []
+        for seed in args.seeds:
+            run_dir = os.path.join(args.out, "finetune", re.sub(r"\W+", "_", arm).strip("_"), f"seed{seed}")
+            log = os.path.join(run_dir, "train.log")
+            if not done(log):
+                shutil.rmtree(run_dir, ignore_errors=True)
+                os.makedirs(run_dir)
+                print(f"fine-tuning {arm}, seed {seed}", flush=True)
+                fairseq_train([
+                    reviews, "--user-dir", harness.USER_DIR, "--task", "sentence_prediction", "--criterion",
+                    "sentence_prediction", "--num-classes", 2, "--init-token", 0, "--separator-token", 2, *arch, *size,
+                    *(["--finetune-from-model", ckpt] if ckpt else []), "--batch-size", 32,
+                    "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
+                    "--adam-eps", "1e-6", "--weight-decay", 0.01, "--lr", args.finetune_lr, "--lr-scheduler",
+                    "polynomial_decay", "--warmup-updates", updates // 16, "--total-num-update", updates,
+                    "--max-epoch", 1, "--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric",
+                    "--no-save", "--seed", seed, "--cpu", "--num-workers", 0, "--log-format", "simple",
+                    "--log-interval", 100, "--save-dir", run_dir,
+                ], log)
+            accs = [float(m) for m in re.findall(r"valid on 'valid' subset.*?\| accuracy ([\d.]+)", open(log).read())]
+            scores[arm].append(max(accs))
+
+    pre = {
+        "METRO (equal time and updates)": (n_metro, t_metro, loss_metro),
+        "RoBERTa, equal updates": rob_updates_stats,
+        "RoBERTa, equal time": rob_time_stats,
+        "random initialisation": (0, 0.0, None),
+    }
+    print("## Sample efficiency\n")
+    print(f"machine: {harness.machine()}")
+    print(f"main model 4 layers x 128 (FFN 512, 4 heads), METRO generator 1 layer; 32 x 128 tokens per update, "
+          f"peak lr {args.lr}; budget {args.minutes} min of training time; fine-tuning: {train_size} reviews, "
+          f"1 epoch, batch 32, lr {args.finetune_lr}, seeds {args.seeds}; majority class {majority:.1f}\n")
+    print("| initialisation | pretraining updates | training minutes | final pretraining MLM loss (bits) | dev accuracy, median | runs |")
+    print("|---|---|---|---|---|---|")
+    for arm in arms:
+        n, t, loss = pre[arm]
+        loss_text = f"{loss:.2f}" + (" (generator)" if arm.startswith("METRO") else "") if loss is not None else "-"
+        runs = ", ".join(f"{s:.1f}" for s in sorted(scores[arm]))
+        print(f"| {arm} | {n} | {t / 60:.1f} | {loss_text} | **{statistics.median(scores[arm]):.1f}** | {runs} |")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for label, log in (("METRO generator MLM", metro_log), ("RoBERTa MLM", rob_log), (None, rob_time_log)):
+        pts = curve(log)
+        if pts:
+            axes[0].plot([u for u, _, _ in pts], [l for _, l, _ in pts], color="C0" if "METRO" in (label or "") else "C1",
+                         label=label)
+    axes[0].set_xlabel("update")
+    axes[0].set_ylabel("masked-LM loss (bits)")
+    axes[0].axvline(n_metro, color="grey", lw=0.8, ls="--")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("pretraining")
+    names = list(arms)
+    for i, arm in enumerate(names):
+        axes[1].scatter([i] * len(scores[arm]), scores[arm], color="grey", s=12)
+        axes[1].bar(i, statistics.median(scores[arm]), width=0.6, alpha=0.6)
+    axes[1].axhline(majority, color="red", lw=0.8, ls="--", label="majority class")
+    axes[1].set_xticks(range(len(names)), [n.replace(", ", ",\n").replace(" (", "\n(") for n in names], fontsize=7)
+    axes[1].set_ylim(majority - 5, max(max(v) for v in scores.values()) + 3)
+    axes[1].set_ylabel("review sentiment dev accuracy")
+    axes[1].legend(fontsize=8)
+    axes[1].set_title("fine-tuning (median, seeds as dots)")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(args.plot), exist_ok=True)
+    fig.savefig(args.plot, dpi=120)
+    print(f"\nplot: {os.path.relpath(args.plot, REPO)}")
+
+
+if __name__ == "__main__":
+    main()
