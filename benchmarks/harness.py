@@ -177,8 +177,9 @@ def layer_flops(tokens: int, dim: int, ffn: int) -> float:
     return 8 * tokens * dim * dim + 4 * tokens * tokens * dim + 4 * tokens * dim * ffn
 
 
-def training_flops(system: str, size: Size, vocab: int, mask_prob: float = 0.15, crop_ratio: float = 0.9) -> float:
-    """FLOPs of one update (forward + backward) for one of ``variants()``'s systems."""
+def training_flops(system: str, size: Size, vocab: int, mask_prob: float = 0.15, crop_tokens: Optional[int] = None) -> float:
+    """Matmul FLOPs of one update (forward + backward) for one of ``variants()``'s systems; ``mask_prob``
+    is the fraction of tokens that get an MLM prediction, ``crop_tokens`` the SCL view's length."""
     t, d = size.tokens_per_sample, size.dim
     masked = mask_prob * t
     main = size.layers * layer_flops(t, d, size.ffn)
@@ -192,7 +193,7 @@ def training_flops(system: str, size: Size, vocab: int, mask_prob: float = 0.15,
         if "CLM" in system:
             forward += masked * 2 * d * vocab  # tied projection on the masked positions
         if "SCL" in system:
-            crop = int(crop_ratio * t)
+            crop = crop_tokens if crop_tokens is not None else int(0.9 * t)
             forward += size.layers * layer_flops(crop, d, size.ffn) + 2 * 2 * d * d  # second view + head on <s>
     return 3 * forward * size.batch
 
