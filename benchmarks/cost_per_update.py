@@ -68,12 +68,7 @@ def main():
         for name, bench in benches.items():
             print(f"\n### profile: {name}\n```\n{harness.profile_step(bench)}\n```")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = harness.subplots(figsize=(7, 3.6))
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [r[2] for r in rows], width=0.4, label="measured time ratio")
     ax.bar([x + 0.2 for x in xs], [r[3] for r in rows], width=0.4, label="analytic FLOP ratio")
@@ -82,10 +77,7 @@ def main():
     ax.set_title(f"Cost per update, {size.layers}x{size.dim} main model, {args.device}")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(args.plot), exist_ok=True)
-    fig.savefig(args.plot, dpi=120)
-    print(f"\nplot: {os.path.relpath(args.plot, harness.REPO)}")
+    harness.save_plot(fig, args.plot)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,23 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def subplots(*args, **kwargs):
+    """matplotlib's subplots on the file-only backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def save_plot(fig, path: str):
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"\nplot: {os.path.relpath(path, REPO)}")
+
+
 def median(values):
     return statistics.median(values)
 

@@ -41,33 +41,22 @@ def done(log):
     return os.path.exists(log) and "done training" in open(log).read()
 
 
-def train_stats(log):
-    """(num_updates, wall-clock seconds of the run, last training loss in bits) from the log."""
-    updates, wall, loss = 0, 0.0, None
-    for line in open(log):
-        m = re.search(r"\| (?:train_inner|train) \|.*", line)
-        if not m:
-            continue
-        fields = dict(p.strip().split(" ", 1) for p in m.group(0).split("|") if " " in p.strip())
-        fields.update(dict(re.findall(r"(\w+)=([\d.]+)", m.group(0))))
-        if "num_updates" in fields:
-            updates = int(float(fields["num_updates"]))
-            wall = float(fields.get("wall", wall))
-            key = "mlm_loss" if "mlm_loss" in fields else "loss"
-            loss = float(fields[key])
-    return updates, wall, loss
-
-
-def curve(log):
+def log_points(log):
+    """(num_updates, masked-LM loss in bits, wall seconds) of every training line of a fairseq
+    --log-file (interval lines ``key=value``, epoch summaries ``key value``; validation skipped)."""
     points = []
     for line in open(log):
-        if "train_inner" not in line:
+        if "num_updates" not in line or "valid" in line:
             continue
-        f = dict(re.findall(r"(\w+)=([\d.]+)", line))
-        if "num_updates" in f:
-            points.append((int(f["num_updates"]), float(f["mlm_loss"] if "mlm_loss" in f else f["loss"]),
-                           float(f.get("wall", 0))))
+        fields = dict(re.findall(r"(\w+)[= ]([\d.]+)", line))
+        points.append((int(fields["num_updates"]), float(fields.get("mlm_loss", fields.get("loss", "nan"))),
+                       float(fields.get("wall", 0))))
     return points
+
+
+def train_stats(log):
+    """(num_updates, wall-clock seconds of the run, last training loss in bits) from the log."""
+    return log_points(log)[-1]
 
 
 def main():
@@ -102,6 +91,8 @@ def main():
         fairseq_train(pretrain + metro_args + ["--stop-time-hours", hours, "--max-update", 100000,
                                                "--save-dir", metro_dir], metro_log)
     n_metro, t_metro, loss_metro = train_stats(metro_log)
+    if n_metro <= 0:  # --max-update 0 would mean "no limit" to fairseq
+        sys.exit(f"sample_efficiency: no training updates found in {metro_log}")
     equal_updates = os.path.join(args.out, "roberta_equal_updates.pt")
     if not os.path.exists(equal_updates):
         print(f"pretraining RoBERTa for {n_metro} updates", flush=True)
@@ -183,14 +174,9 @@ def main():
         runs = ", ".join(f"{s:.1f}" for s in sorted(scores[arm]))
         print(f"| {arm} | {n} | {t / 60:.1f} | {loss_text} | **{statistics.median(scores[arm]):.1f}** | {runs} |")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = harness.subplots(1, 2, figsize=(10, 3.8))
     for label, log in (("METRO generator MLM", metro_log), ("RoBERTa MLM", rob_log), (None, rob_time_log)):
-        pts = curve(log)
+        pts = log_points(log)
         if pts:
             axes[0].plot([u for u, _, _ in pts], [l for _, l, _ in pts], color="C0" if "METRO" in (label or "") else "C1",
                          label=label)
@@ -209,10 +195,7 @@ def main():
     axes[1].set_ylabel("review sentiment dev accuracy")
     axes[1].legend(fontsize=8)
     axes[1].set_title("fine-tuning (median, seeds as dots)")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(args.plot), exist_ok=True)
-    fig.savefig(args.plot, dpi=120)
-    print(f"\nplot: {os.path.relpath(args.plot, REPO)}")
+    harness.save_plot(fig, args.plot)
 
 
 if __name__ == "__main__":

@@ -65,12 +65,7 @@ def main():
             print(f"| {length} | {args.tokens // length} | {name} | {t:.3f} | {t / t0:.2f} | {fl / fl0:.2f} | {mem:.0f} | "
                   f"{mem / mem0:.2f} | {ratio:.2f} |")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = harness.subplots(1, 2, figsize=(9, 3.6))
     for name in systems:
         axes[0].plot(args.lengths, [results[(name, n)][0] for n in args.lengths], "o-", label=name)
         axes[1].plot(args.lengths, [results[(name, n)][1] for n in args.lengths], "o-", label=name)
@@ -82,10 +77,7 @@ def main():
         ax.set_xticks(args.lengths, [str(n) for n in args.lengths])
         ax.legend(fontsize=8)
     fig.suptitle(f"Scaling with sequence length, {args.layers}x{args.dim} main model, {args.device}")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(args.plot), exist_ok=True)
-    fig.savefig(args.plot, dpi=120)
-    print(f"\nplot: {os.path.relpath(args.plot, harness.REPO)}")
+    harness.save_plot(fig, args.plot)
 
 
 if __name__ == "__main__":
