@@ -49,6 +49,8 @@ def log_points(log):
         if "num_updates" not in line or "valid" in line:
             continue
         fields = dict(re.findall(r"(\w+)[= ]([\d.]+)", line))
+        if "num_updates" not in fields:  # e.g. "Stopping training due to num_updates: ..."
+            continue
         points.append((int(fields["num_updates"]), float(fields.get("mlm_loss", fields.get("loss", "nan"))),
                        float(fields.get("wall", 0))))
     return points
