@@ -42,23 +42,23 @@ def done(log):
 
 
 def log_points(log):
-    """(num_updates, masked-LM loss in bits, wall seconds) of every training line of a fairseq
-    --log-file (interval lines ``key=value``, epoch summaries ``key value``; validation skipped)."""
+    """(num_updates, masked-LM loss in bits, wall seconds) of every training-interval line
+    (``key=value`` fields) of a fairseq --log-file."""
     points = []
     for line in open(log):
-        if "num_updates" not in line or "valid" in line:
-            continue
-        fields = dict(re.findall(r"(\w+)[= ]([\d.]+)", line))
-        if "num_updates" not in fields:  # e.g. "Stopping training due to num_updates: ..."
-            continue
-        points.append((int(fields["num_updates"]), float(fields.get("mlm_loss", fields.get("loss", "nan"))),
-                       float(fields.get("wall", 0))))
+        fields = dict(re.findall(r"(\w+)=([\d.]+)", line))
+        if "num_updates" in fields:
+            points.append((int(fields["num_updates"]), float(fields.get("mlm_loss", fields.get("loss", "nan"))),
+                           float(fields.get("wall", 0))))
     return points
 
 
 def train_stats(log):
-    """(num_updates, wall-clock seconds of the run, last training loss in bits) from the log."""
-    return log_points(log)[-1]
+    """(final num_updates, wall-clock seconds of the run, last interval loss in bits) from the log."""
+    text = open(log).read()
+    updates = max(int(u) for u in re.findall(r"num_updates[= ](\d+)", text))
+    points = log_points(log)
+    return updates, max(w for _, _, w in points), points[-1][1]
 
 
 def main():
@@ -106,8 +106,11 @@ def main():
         print(f"continuing RoBERTa to {args.minutes} min of training time", flush=True)
         fairseq_train(pretrain + roberta_args + ["--stop-time-hours", hours, "--max-update", 100000,
                                                  "--save-dir", rob_dir], rob_time_log)
-    n, wall, loss = train_stats(rob_time_log)
-    rob_time_stats = (n, wall + rob_updates_stats[1], loss)  # the equal-updates run is its first part
+    n, _, loss = train_stats(rob_time_log)
+    # the equal-updates run is its first part; a resumed run's wall clock restarts at 0, so add
+    # the continuation's per-interval training time
+    continued = sum(float(t) for t in re.findall(r"train_wall=([\d.]+)", open(rob_time_log).read()))
+    rob_time_stats = (n, rob_updates_stats[1] + continued, loss)
 
     exported = os.path.join(args.out, "metro_main.pt")
     if not os.path.exists(exported):
