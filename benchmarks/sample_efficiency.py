@@ -10,15 +10,22 @@ sentiment data (3 seeds each, plus random initialisation).
    updates), then continues in the same run to --minutes of cumulative training time (equal time:
    fairseq's --stop-time-hours counts time across restarts).
 3. Each of the three checkpoints and a random initialisation fine-tune with fairseq's
-   sentence_prediction, the same recipe for all, and the median dev accuracy is reported.
-Runs one after another (nothing else should use the CPU meanwhile: the budget is wall clock).
-Finished steps are reused when the command is run again. Prints a Markdown table, writes a PNG.
+   sentence_prediction, the same recipe for all, at each --finetune-lr with every seed; an arm's
+   score is the median over seeds at its best learning rate (GLUE practice).
+Also reported: the mean cosine similarity between the token states of each pretrained main model on
+held-out corpus text (~1 means collapsed representations; METRO logs it during training as token_cos).
+Pretraining runs alone (nothing else should use the CPU meanwhile: the budget is wall clock);
+fine-tuning runs --jobs at a time. Finished steps are reused when the command is run again.
+Prints a Markdown table, writes a PNG.
 """
 import argparse
+import concurrent.futures
+import logging
 import os
 import re
 import shutil
 import statistics
+import shlex
 import subprocess
 import sys
 
@@ -29,10 +36,11 @@ REPO = harness.REPO
 ENV = dict(os.environ, PYTHONWARNINGS="ignore")
 
 
-def fairseq_train(args, log):
+def fairseq_train(args, log, threads=None):
     os.makedirs(os.path.dirname(log), exist_ok=True)
     cmd = [sys.executable, "-m", "fairseq_cli.train"] + [str(a) for a in args] + ["--log-file", log]
-    result = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True)
+    env = dict(ENV, OMP_NUM_THREADS=str(threads)) if threads else ENV
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"sample_efficiency: fairseq-train failed:\n{result.stderr[-3000:]}")
 
@@ -53,6 +61,32 @@ def log_points(log):
     return points
 
 
+def token_cos_points(log):
+    """(num_updates, token_cos) of every training-interval line that logs the collapse indicator."""
+    return [(int(u), float(c)) for c, u in re.findall(r"token_cos=([\d.]+).*?num_updates=(\d+)", open(log).read())]
+
+
+def token_state_cosine(checkpoint, data, sequences=64, length=128):
+    """Mean cosine similarity between the main model's token states on held-out corpus text (the
+    first ``sequences`` valid blocks): ~0.01-0.2 for a healthy model, 1.0 for a collapsed one."""
+    import torch
+
+    import metro_fairseq  # noqa: F401  (safe globals for the weights-only loader)
+    from fairseq import checkpoint_utils
+    from fairseq.data import data_utils
+    from metro_fairseq.criterions.token_similarity import token_similarity_terms
+
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
+    model, vocab = models[0].eval(), task.source_dictionary
+    held_out = data_utils.load_indexed_dataset(os.path.join(data, "valid"), vocab)
+    seqs = [torch.cat([held_out[i].new_tensor([vocab.bos()]), held_out[i][: length - 1]])
+            for i in range(min(sequences, len(held_out)))]
+    tokens = data_utils.collate_tokens(seqs, vocab.pad())
+    with torch.no_grad():
+        states = model.encode(tokens) if hasattr(model, "encode") else model(tokens, features_only=True)[0]
+    return token_similarity_terms(states, tokens.eq(vocab.pad()))["token_cos"].item()
+
+
 def train_stats(log):
     """(final num_updates, wall-clock seconds of the run, last interval loss in bits) from the log."""
     text = open(log).read()
@@ -68,9 +102,14 @@ def main():
     p.add_argument("--out", default=os.path.join(REPO, "outputs", "bench", "sample_efficiency"))
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--lr", default="2e-3", help="pretraining peak learning rate (both systems)")
-    p.add_argument("--finetune-lr", default="1e-3")
+    p.add_argument("--metro-args", default="--generator-layers 1",
+                   help="extra fairseq-train options of the METRO run (quoted), e.g. '--generator-layers 2'")
+    p.add_argument("--finetune-lr", nargs="+", default=["1e-4", "3e-4", "1e-3"],
+                   help="fine-tuning learning rates; each arm is scored at its best")
+    p.add_argument("--jobs", type=int, default=2, help="fine-tuning runs at a time (one CPU thread each)")
     p.add_argument("--plot", default=os.path.join(REPO, "docs", "benchmarks", "sample_efficiency.png"))
     args = p.parse_args()
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # importing fairseq sets the root logger to DEBUG
     data = harness.data_bin(args.data)
     os.makedirs(args.out, exist_ok=True)
     hours = args.minutes / 60
@@ -83,7 +122,8 @@ def main():
                 "--lr", args.lr, "--lr-scheduler", "polynomial_decay", "--warmup-updates", 200,
                 "--total-num-update", 100000, "--disable-validation", "--no-epoch-checkpoints", "--cpu",
                 "--num-workers", 1, "--seed", 1, "--log-format", "simple", "--log-interval", 50]
-    metro_args = ["--task", "metro_pretraining", "--criterion", "metro", "--arch", "metro", "--generator-layers", 1]
+    metro_args = ["--task", "metro_pretraining", "--criterion", "metro", "--arch", "metro",
+                  *shlex.split(args.metro_args)]
     roberta_args = ["--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta"]
 
     metro_dir, rob_dir = os.path.join(args.out, "metro"), os.path.join(args.out, "roberta")
@@ -131,34 +171,40 @@ def main():
     updates = -(-train_size // 32)
 
     arms = {
-        "METRO (equal time and updates)": (["--arch", "metro"], exported),
-        "RoBERTa, equal updates": (["--arch", "roberta"], equal_updates),
-        "RoBERTa, equal time": (["--arch", "roberta"], os.path.join(rob_dir, "checkpoint_last.pt")),
-        "random initialisation": (["--arch", "metro"], None),
+        "METRO (equal time and updates)": (["--arch", "metro"], exported, os.path.join(metro_dir, "checkpoint_last.pt")),
+        "RoBERTa, equal updates": (["--arch", "roberta"], equal_updates, equal_updates),
+        "RoBERTa, equal time": (["--arch", "roberta"], *[os.path.join(rob_dir, "checkpoint_last.pt")] * 2),
+        "random initialisation": (["--arch", "metro"], None, None),
     }
-    scores = {}
-    for arm, (arch, ckpt) in arms.items():
-        scores[arm] = []
-        for seed in args.seeds:
-            run_dir = os.path.join(args.out, "finetune", re.sub(r"\W+", "_", arm).strip("_"), f"seed{seed}")
-            log = os.path.join(run_dir, "train.log")
-            if not done(log):
-                shutil.rmtree(run_dir, ignore_errors=True)
-                os.makedirs(run_dir)
-                print(f"fine-tuning {arm}, seed {seed}", flush=True)
-                fairseq_train([
-                    reviews, "--user-dir", harness.USER_DIR, "--task", "sentence_prediction", "--criterion",
-                    "sentence_prediction", "--num-classes", 2, "--init-token", 0, "--separator-token", 2, *arch, *size,
-                    *(["--finetune-from-model", ckpt] if ckpt else []), "--batch-size", 32,
-                    "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
-                    "--adam-eps", "1e-6", "--weight-decay", 0.01, "--lr", args.finetune_lr, "--lr-scheduler",
-                    "polynomial_decay", "--warmup-updates", updates // 16, "--total-num-update", updates,
-                    "--max-epoch", 1, "--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric",
-                    "--no-save", "--seed", seed, "--cpu", "--num-workers", 0, "--log-format", "simple",
-                    "--log-interval", 100, "--save-dir", run_dir,
-                ], log)
-            accs = [float(m) for m in re.findall(r"valid on 'valid' subset.*?\| accuracy ([\d.]+)", open(log).read())]
-            scores[arm].append(max(accs))
+
+    def finetune(arm, lr, seed):
+        arch, ckpt, _ = arms[arm]
+        run_dir = os.path.join(args.out, "finetune", re.sub(r"\W+", "_", arm).strip("_"), f"lr{lr}_seed{seed}")
+        log = os.path.join(run_dir, "train.log")
+        if not done(log):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            os.makedirs(run_dir)
+            print(f"fine-tuning {arm}, lr {lr}, seed {seed}", flush=True)
+            fairseq_train([
+                reviews, "--user-dir", harness.USER_DIR, "--task", "sentence_prediction", "--criterion",
+                "sentence_prediction", "--num-classes", 2, "--init-token", 0, "--separator-token", 2, *arch, *size,
+                *(["--finetune-from-model", ckpt] if ckpt else []), "--batch-size", 32,
+                "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
+                "--adam-eps", "1e-6", "--weight-decay", 0.01, "--lr", lr, "--lr-scheduler",
+                "polynomial_decay", "--warmup-updates", updates // 16, "--total-num-update", updates,
+                "--max-epoch", 1, "--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric",
+                "--no-save", "--seed", seed, "--cpu", "--num-workers", 0, "--log-format", "simple",
+                "--log-interval", 100, "--save-dir", run_dir,
+            ], log, threads=max(1, (os.cpu_count() or 1) // args.jobs))
+        return max(float(m) for m in re.findall(r"valid on 'valid' subset.*?\| accuracy ([\d.]+)", open(log).read()))
+
+    runs = [(arm, lr, seed) for arm in arms for lr in args.finetune_lr for seed in args.seeds]
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        accuracy = dict(zip(runs, pool.map(lambda run: finetune(*run), runs)))
+    medians = {(arm, lr): statistics.median(accuracy[arm, lr, s] for s in args.seeds) for arm in arms
+               for lr in args.finetune_lr}
+    best_lr = {arm: max(args.finetune_lr, key=lambda lr: medians[arm, lr]) for arm in arms}
+    cosine = {arm: token_state_cosine(probe, data) if probe else None for arm, (_, _, probe) in arms.items()}
 
     pre = {
         "METRO (equal time and updates)": (n_metro, t_metro, loss_metro),
@@ -168,18 +214,23 @@ def main():
     }
     print("## Sample efficiency\n")
     print(f"machine: {harness.machine()}")
-    print(f"main model 4 layers x 128 (FFN 512, 4 heads), METRO generator 1 layer; 32 x 128 tokens per update, "
-          f"peak lr {args.lr}; budget {args.minutes} min of training time; fine-tuning: {train_size} reviews, "
-          f"1 epoch, batch 32, lr {args.finetune_lr}, seeds {args.seeds}; majority class {majority:.1f}\n")
-    print("| initialisation | pretraining updates | training minutes | final pretraining MLM loss (bits) | dev accuracy, median | runs |")
-    print("|---|---|---|---|---|---|")
+    print(f"main model 4 layers x 128 (FFN 512, 4 heads), METRO options `{args.metro_args}`; 32 x 128 tokens per "
+          f"update, peak lr {args.lr}; budget {args.minutes} min of training time; fine-tuning: {train_size} reviews, "
+          f"1 epoch, batch 32, lr {', '.join(args.finetune_lr)}, seeds {args.seeds}; majority class {majority:.1f}\n")
+    lr_columns = " | ".join(f"median at lr {lr}" for lr in args.finetune_lr)
+    print(f"| initialisation | pretraining updates | training minutes | final pretraining MLM loss (bits) | "
+          f"token-state cosine | {lr_columns} | dev accuracy (best lr) | runs at best lr |")
+    print("|---" * (7 + len(args.finetune_lr)) + "|")
     for arm in arms:
         n, t, loss = pre[arm]
         loss_text = f"{loss:.2f}" + (" (generator)" if arm.startswith("METRO") else "") if loss is not None else "-"
-        runs = ", ".join(f"{s:.1f}" for s in sorted(scores[arm]))
-        print(f"| {arm} | {n} | {t / 60:.1f} | {loss_text} | **{statistics.median(scores[arm]):.1f}** | {runs} |")
+        cos_text = f"{cosine[arm]:.3f}" if cosine[arm] is not None else "-"
+        per_lr = " | ".join(f"{medians[arm, lr]:.1f}" for lr in args.finetune_lr)
+        runs_text = ", ".join(f"{accuracy[arm, best_lr[arm], s]:.1f}" for s in args.seeds)
+        print(f"| {arm} | {n} | {t / 60:.1f} | {loss_text} | {cos_text} | {per_lr} | "
+              f"**{medians[arm, best_lr[arm]]:.1f}** (lr {best_lr[arm]}) | {runs_text} |")
 
-    fig, axes = harness.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = harness.subplots(1, 3, figsize=(14, 3.8))
     for label, log in (("METRO generator MLM", metro_log), ("RoBERTa MLM", rob_log), (None, rob_time_log)):
         pts = log_points(log)
         if pts:
@@ -190,16 +241,28 @@ def main():
     axes[0].axvline(n_metro, color="grey", lw=0.8, ls="--")
     axes[0].legend(fontsize=8)
     axes[0].set_title("pretraining")
+    cos_pts = token_cos_points(metro_log)
+    axes[1].plot([u for u, _ in cos_pts], [c for _, c in cos_pts], color="C0", label="METRO main model (training batches)")
+    for arm, color, marker in (("METRO (equal time and updates)", "C0", "D"), ("RoBERTa, equal updates", "C1", "o"),
+                               ("RoBERTa, equal time", "C1", "s")):
+        axes[1].scatter([pre[arm][0]], [cosine[arm]], color=color, marker=marker, label=f"{arm} (held-out)")
+    axes[1].set_ylim(0, 1.05)
+    axes[1].set_xlabel("update")
+    axes[1].set_ylabel("mean cosine between token states")
+    axes[1].legend(fontsize=7)
+    axes[1].set_title("collapse indicator (1 = all states alike)")
     names = list(arms)
     for i, arm in enumerate(names):
-        axes[1].scatter([i] * len(scores[arm]), scores[arm], color="grey", s=12)
-        axes[1].bar(i, statistics.median(scores[arm]), width=0.6, alpha=0.6)
-    axes[1].axhline(majority, color="red", lw=0.8, ls="--", label="majority class")
-    axes[1].set_xticks(range(len(names)), [n.replace(", ", ",\n").replace(" (", "\n(") for n in names], fontsize=7)
-    axes[1].set_ylim(majority - 5, max(max(v) for v in scores.values()) + 3)
-    axes[1].set_ylabel("review sentiment dev accuracy")
-    axes[1].legend(fontsize=8)
-    axes[1].set_title("fine-tuning (median, seeds as dots)")
+        scores = [accuracy[arm, best_lr[arm], s] for s in args.seeds]
+        axes[2].scatter([i] * len(scores), scores, color="grey", s=12)
+        axes[2].bar(i, medians[arm, best_lr[arm]], width=0.6, alpha=0.6)
+    axes[2].axhline(majority, color="red", lw=0.8, ls="--", label="majority class")
+    axes[2].set_xticks(range(len(names)), [n.replace(", ", ",\n").replace(" (", "\n(") + f"\nlr {best_lr[n]}"
+                                           for n in names], fontsize=7)
+    axes[2].set_ylim(majority - 5, max(accuracy.values()) + 3)
+    axes[2].set_ylabel("review sentiment dev accuracy")
+    axes[2].legend(fontsize=8)
+    axes[2].set_title("fine-tuning (median at best lr, seeds as dots)")
     harness.save_plot(fig, args.plot)
 
 

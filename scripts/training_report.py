@@ -16,6 +16,8 @@ import sys
 NUMBER = r"(-?[0-9.]+(?:e[-+]?[0-9]+)?|inf|nan)"
 SIMPLE_TRAIN = re.compile(r"(\w+)=" + NUMBER)
 SIMPLE_VALID = re.compile(r"\| (\w+) " + NUMBER)
+# mean cosine between token states above which the main model counts as collapsed (random init ~0.01-0.2)
+COLLAPSED = 0.9
 
 
 def read_log(path):
@@ -77,6 +79,8 @@ def plot(train, valid, path):
     ax.plot(steps, [r["rtd_precision"] for r in train], label="precision (replaced)")
     ax.plot(steps, [r["rtd_recall"] for r in train], label="recall (replaced)")
     ax.plot(steps, [r["mlm_acc"] for r in train], label="generator accuracy")
+    if all("token_cos" in r for r in train):
+        ax.plot(steps, [r["token_cos"] for r in train], "--", label="token-state cosine (1 = collapsed)")
     ax.set_ylim(0, 1)
     ax.set_title("accuracies (train)")
     for ax in axes:
@@ -111,9 +115,19 @@ def main(argv=None):
         ("RTD precision / recall", f"{first['rtd_precision']:.3f} / {first['rtd_recall']:.3f}",
          f"{last['rtd_precision']:.3f} / {last['rtd_recall']:.3f}"),
     ]
+    if "token_cos" in first and "token_cos" in last:
+        rows.append(("token-state cosine (collapse indicator)", f"{first['token_cos']:.3f}", f"{last['token_cos']:.3f}"))
     print("| training interval | first | last |\n|---|---|---|")
     for name, a, b in rows:
         print(f"| {name} | {a} | {b} |")
+    if last.get("token_cos", 0.0) > COLLAPSED:
+        print(
+            f"\nwarning: the main model's token states are nearly parallel (token_cos {last['token_cos']:.3f}): its "
+            "representations have collapsed and will not fine-tune well. This happens when RTD has no signal (RTD "
+            "accuracy at the all-original baseline, recall ~0), typically while the generator sits at the unigram "
+            "plateau: its samples are then as frequent as the originals and undetectable without context. "
+            "See docs/benchmarks.md (sample efficiency) for what we measured.\n"
+        )
     if valid:
         v = valid[-1]
         margin = v["rtd_acc"] - (1 - v["replace_rate"])

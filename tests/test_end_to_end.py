@@ -73,7 +73,20 @@ def test_training_report_and_plot(straight_run, tmp_path):
     r = run([sys.executable, "scripts/training_report.py", "--log", str(save / "train.log"), "--plot", str(png)])
     assert f"| RTD accuracy | {float(logs[5]['rtd_acc']):.4f} | {float(logs[45]['rtd_acc']):.4f} |" in r.stdout
     assert "all-original baseline accuracy" in r.stdout and "validation at update 45" in r.stdout
+    cos = f"| token-state cosine (collapse indicator) | {float(logs[5]['token_cos']):.3f} | {float(logs[45]['token_cos']):.3f} |"
+    assert cos in r.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
+
+
+def test_training_report_warns_about_collapsed_states(tmp_path):
+    line = ("epoch 001:     {n} / 9 loss=30.1, mlm_loss=9.6, rtd_loss=0.59, ppl=800, mlm_acc=0.05, rtd_acc=0.858, "
+            "replace_rate=0.142, rtd_precision=0, rtd_recall=0, token_cos={cos}, num_updates={n}, lr=0.001\n")
+    for cos, warned in ((0.35, False), (0.97, True)):
+        log = tmp_path / f"cos{cos}.log"
+        log.write_text(line.format(n=50, cos=0.2) + line.format(n=100, cos=cos))
+        r = run([sys.executable, "scripts/training_report.py", "--log", str(log)])
+        assert f"| token-state cosine (collapse indicator) | 0.200 | {cos:.3f} |" in r.stdout
+        assert ("warning: the main model's token states are nearly parallel" in r.stdout) == warned
 
 
 def test_checkpoint_loads_with_weights_only_loader(straight_run):

@@ -104,3 +104,30 @@ def test_losses_in_fp32_for_half_inputs():
     assert loss.dtype == torch.float32
     ref = F.cross_entropy(half["generator_logits"].float(), half["generator_targets"], reduction="sum")
     assert loss.item() > ref.item()
+
+
+def test_token_similarity_matches_pairwise_reference():
+    from metro_fairseq.criterions.token_similarity import token_similarity_terms
+
+    torch.manual_seed(1)
+    hidden = torch.randn(3, 5, 8)
+    hidden[0, 1] = hidden[2, 0] * 3  # one exact pair of parallel states
+    padding = torch.zeros(3, 5, dtype=torch.bool)
+    padding[1, 3:] = True
+    states = [hidden[b, t] for b in range(3) for t in range(5) if not padding[b, t]]
+    cos = [F.cosine_similarity(a, b, dim=0).item() for i, a in enumerate(states) for j, b in enumerate(states) if i != j]
+    terms = token_similarity_terms(hidden, padding)
+    assert math.isclose(terms["token_cos"].item(), sum(cos) / len(cos), rel_tol=1e-5, abs_tol=1e-6)
+    # collapsed: every state the same direction
+    collapsed = token_similarity_terms(torch.randn(1, 1, 8).expand(2, 4, 8) * torch.rand(2, 4, 1), padding[:2, :4])
+    assert math.isclose(collapsed["token_cos"].item(), 1.0, rel_tol=1e-5)
+
+
+def test_token_similarity_is_logged_when_the_model_returns_states():
+    out, sample = fixed_batch()
+    out["main_hidden"] = torch.randn(3, 6, 8)
+    out["main_hidden"][1] = out["main_hidden"][0]
+    _, _, log = MetroCriterion(task=None, rtd_weight=50.0)(FixedOutputModel(out), sample)
+    with metrics.aggregate() as agg:
+        MetroCriterion.reduce_metrics([log])
+    assert math.isclose(agg.get_smoothed_values()["token_cos"], round(log["token_cos"].item(), 4))

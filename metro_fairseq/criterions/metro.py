@@ -22,11 +22,12 @@ from .clm import CLM_FORMS, clm_loss_terms
 from .contrastive import info_nce_terms
 from .mlm import mlm_loss_terms
 from .rtd import rtd_loss_terms
+from .token_similarity import token_similarity_terms
 
-# counts summed over batches and workers, kept as hidden meters for corpus-level ratios
+# summed over batches and workers, kept as hidden meters for corpus-level ratios
 RATIO_KEYS = (
     "mlm_correct", "rtd_correct", "rtd_replaced", "rtd_predicted_replaced", "rtd_true_positive",
-    "clm_correct", "scl_correct", "scl_views",
+    "clm_correct", "scl_correct", "scl_views", "token_cos", "token_cos_batches",
 )
 SUMMED_KEYS = ("loss", "mlm_loss", "rtd_loss", "clm_loss", "scl_loss", "ntokens", "sample_size") + RATIO_KEYS
 
@@ -70,6 +71,8 @@ class MetroCriterion(FairseqCriterion):
         ntokens = sample["ntokens"]
         terms = mlm_loss_terms(out["generator_logits"], out["generator_targets"])
         terms.update(rtd_loss_terms(out["rtd_logits"], out["rtd_labels"], out["padding_mask"]))
+        if "main_hidden" in out:
+            terms.update(token_similarity_terms(out["main_hidden"], out["padding_mask"]))
         loss = terms["mlm_loss"] + self.rtd_weight * terms["rtd_loss"] / ntokens * sample_size
         if "clm_logits" in out:
             masked = out["masked_index"]
@@ -111,6 +114,9 @@ class MetroCriterion(FairseqCriterion):
         metrics.log_derived("replace_rate", ratio("rtd_replaced", "tokens"))
         metrics.log_derived("rtd_precision", ratio("rtd_true_positive", "rtd_predicted_replaced"))
         metrics.log_derived("rtd_recall", ratio("rtd_true_positive", "rtd_replaced"))
+        if "token_cos" in present:
+            # mean over batches (and workers) of each batch's mean token-state cosine; ~1 = collapsed
+            metrics.log_derived("token_cos", ratio("token_cos", "token_cos_batches"))
         if "clm_loss" in present:
             metrics.log_scalar("clm_loss", total["clm_loss"] / masked / math.log(2), masked, round=3)
             metrics.log_derived("clm_acc", ratio("clm_correct", "masked"))

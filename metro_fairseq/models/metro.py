@@ -269,6 +269,7 @@ class MetroModel(BaseFairseqModel):
             "generator_targets": generator_targets,
             "masked_index": masked_index,
             "main_input": main_input,
+            "main_hidden": main_hidden,
             "rtd_logits": self.rtd_head(main_hidden),
             "rtd_labels": main_input.ne(original_tokens),
             "padding_mask": padding_mask,
