@@ -17,7 +17,8 @@ import sys
 PRETRAINING_ONLY_OPTIONS = {
     "_name", "generator_layers", "generator_embed_dim", "generator_ffn_embed_dim", "generator_attention_heads",
     "generator_dropout", "allow_deep_generator", "embedding_sharing", "sampling_temperature", "scale_residual_init",
-    "checkpoint_activations",
+    "checkpoint_activations", "sampling_temperature_start", "sampling_temperature_anneal",
+    "sampling_temperature_anneal_updates", "sampling_temperature_release_bits",
 }
 
 

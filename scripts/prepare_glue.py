@@ -28,6 +28,8 @@ TASKS = {
     "QNLI": ("QNLI", True, [1, 2], 3, {"train": "train.tsv", "valid": "dev.tsv"}),
     "RTE": ("RTE", True, [1, 2], 3, {"train": "train.tsv", "valid": "dev.tsv"}),
     "WNLI": ("WNLI", True, [1, 2], 3, {"train": "train.tsv", "valid": "dev.tsv"}),
+    # not GLUE: BBC News topics in the SST-2 layout (scripts/fetch_bbc_news.py)
+    "BBC": ("BBC", True, [0], 1, {"train": "train.tsv", "valid": "dev.tsv"}),
 }
 REGRESSION = {"STS-B"}
 

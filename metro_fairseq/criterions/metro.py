@@ -27,7 +27,7 @@ from .token_similarity import token_similarity_terms
 # summed over batches and workers, kept as hidden meters for corpus-level ratios
 RATIO_KEYS = (
     "mlm_correct", "rtd_correct", "rtd_replaced", "rtd_predicted_replaced", "rtd_true_positive",
-    "clm_correct", "scl_correct", "scl_views", "token_cos", "token_cos_batches",
+    "clm_correct", "scl_correct", "scl_views", "token_cos", "token_cos_batches", "sample_temp", "sample_temp_batches",
 )
 SUMMED_KEYS = ("loss", "mlm_loss", "rtd_loss", "clm_loss", "scl_loss", "ntokens", "sample_size") + RATIO_KEYS
 
@@ -45,6 +45,16 @@ class MetroCriterionConfig(FairseqDataclass):
     )
     scl_weight: float = field(default=1.0, metadata={"help": "weight of sequence contrastive learning (with --scl-view)"})
     scl_temperature: float = field(default=1.0, metadata={"help": "InfoNCE temperature"})
+    rtd_start_update: int = field(
+        default=0,
+        metadata={"help": "RTD weight 0 before this update: the generator (and CLM/SCL, when on) train alone first "
+                  "(ELECTRA's author's suggestion, google-research/electra issue 37)"},
+    )
+    rtd_warmup_updates: int = field(
+        default=0,
+        metadata={"help": "from --rtd-start-update, ramp the RTD weight linearly from 0 to --rtd-weight over this "
+                  "many updates (a discriminator-loss warm-up); 0 = full weight at once"},
+    )
     scl_gather: bool = field(
         default=False,
         metadata={"help": "take contrastive negatives from all data-parallel workers (COCO-LM: this worker's only)"},
@@ -55,7 +65,8 @@ class MetroCriterionConfig(FairseqDataclass):
 class MetroCriterion(FairseqCriterion):
     def __init__(
         self, task, rtd_weight: float, clm_weight: float = 1.0, clm_form: str = "weighted",
-        scl_weight: float = 1.0, scl_temperature: float = 1.0, scl_gather: bool = False,
+        scl_weight: float = 1.0, scl_temperature: float = 1.0, scl_gather: bool = False, rtd_start_update: int = 0,
+        rtd_warmup_updates: int = 0,
     ):
         super().__init__(task)
         self.rtd_weight = rtd_weight
@@ -64,6 +75,21 @@ class MetroCriterion(FairseqCriterion):
         self.scl_weight = scl_weight
         self.scl_temperature = scl_temperature
         self.scl_gather = scl_gather
+        self.rtd_start_update = rtd_start_update
+        self.rtd_warmup_updates = rtd_warmup_updates
+        self.num_updates = 0
+
+    def set_num_updates(self, num_updates: int):
+        """Called by the task before every training step (fairseq gives criterions no such hook)."""
+        self.num_updates = num_updates
+
+    def current_rtd_weight(self) -> float:
+        elapsed = self.num_updates - self.rtd_start_update
+        if elapsed < 0:
+            return 0.0
+        if self.rtd_warmup_updates <= 0:
+            return self.rtd_weight
+        return self.rtd_weight * min(1.0, elapsed / self.rtd_warmup_updates)
 
     def forward(self, model, sample, reduce=True):
         out = model(**sample["net_input"])
@@ -73,7 +99,9 @@ class MetroCriterion(FairseqCriterion):
         terms.update(rtd_loss_terms(out["rtd_logits"], out["rtd_labels"], out["padding_mask"]))
         if "main_hidden" in out:
             terms.update(token_similarity_terms(out["main_hidden"], out["padding_mask"]))
-        loss = terms["mlm_loss"] + self.rtd_weight * terms["rtd_loss"] / ntokens * sample_size
+        if "sample_temp" in out:
+            terms.update(sample_temp=out["sample_temp"], sample_temp_batches=1)
+        loss = terms["mlm_loss"] + self.current_rtd_weight() * terms["rtd_loss"] / ntokens * sample_size
         if "clm_logits" in out:
             masked = out["masked_index"]
             terms.update(clm_loss_terms(
@@ -117,6 +145,8 @@ class MetroCriterion(FairseqCriterion):
         if "token_cos" in present:
             # mean over batches (and workers) of each batch's mean token-state cosine; ~1 = collapsed
             metrics.log_derived("token_cos", ratio("token_cos", "token_cos_batches"))
+        if "sample_temp" in present:
+            metrics.log_derived("sample_temp", ratio("sample_temp", "sample_temp_batches"))
         if "clm_loss" in present:
             metrics.log_scalar("clm_loss", total["clm_loss"] / masked / math.log(2), masked, round=3)
             metrics.log_derived("clm_acc", ratio("clm_correct", "masked"))

@@ -19,12 +19,14 @@ from ..modules import (
     CorrectiveLMHead,
     GeneratorHead,
     ReplacedTokenDetectionHead,
+    SamplingTemperatureSchedule,
     SequenceEmbeddingHead,
     TokenEmbeddingSharing,
     TransformerEncoder,
     sample_replacements,
 )
 from ..modules.embedding_sharing import SHARING_MODES
+from ..modules.temperature_schedule import ANNEAL_SHAPES
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,26 @@ class MetroConfig(FairseqDataclass):
         default="tied", metadata={"help": "token embeddings of generator and main model: tied, gdes (DeBERTaV3) or none"}
     )
     sampling_temperature: float = field(
-        default=1.0, metadata={"help": "temperature of the generator softmax the replacements are sampled from"}
+        default=1.0,
+        metadata={"help": "temperature of the generator softmax the replacements are sampled from (the final "
+                  "value when --sampling-temperature-start is given)"},
+    )
+    sampling_temperature_start: Optional[float] = field(
+        default=None,
+        metadata={"help": "start temperature, annealed to --sampling-temperature (Fast-ELECTRA's descending "
+                  "schedule); default: constant"},
+    )
+    sampling_temperature_anneal: ChoiceEnum(ANNEAL_SHAPES) = field(
+        default="cosine", metadata={"help": "shape of the anneal from the start to the final temperature"}
+    )
+    sampling_temperature_anneal_updates: int = field(
+        default=0, metadata={"help": "updates the anneal takes (0 with --sampling-temperature-release-bits: a step)"}
+    )
+    sampling_temperature_release_bits: Optional[float] = field(
+        default=None,
+        metadata={"help": "hold the start temperature until the generator's MLM loss (moving average) is this "
+                  "many bits under the unigram entropy of the tokens it predicts, then anneal; default: "
+                  "anneal from update 0"},
     )
     scale_residual_init: bool = field(
         default=False,
@@ -121,6 +142,7 @@ class MetroModel(BaseFairseqModel):
         self.rtd_head = None
         self.generator = None
         self.generator_head = None
+        self.sampling_temperature = None
         self.clm_head = CorrectiveLMHead(len(dictionary)) if with_generator and clm else None
         self.scl_view = scl_view if with_generator else "none"
         self.scl_head = SequenceEmbeddingHead(dim) if self.scl_view != "none" else None
@@ -136,6 +158,10 @@ class MetroModel(BaseFairseqModel):
                 cfg.generator_dropout, cfg.generator_dropout, cfg.generator_dropout,
             )
             self.generator_head = GeneratorHead(gen_dim, dim, len(dictionary))
+            self.sampling_temperature = SamplingTemperatureSchedule(
+                cfg.sampling_temperature, cfg.sampling_temperature_start, cfg.sampling_temperature_anneal_updates,
+                cfg.sampling_temperature_anneal, cfg.sampling_temperature_release_bits, len(dictionary),
+            )
         self.classification_heads = nn.ModuleDict()
         self.register_buffer(
             "dictionary_fingerprint", torch.tensor(dictionary_fingerprint(dictionary), dtype=torch.long)
@@ -261,7 +287,10 @@ class MetroModel(BaseFairseqModel):
         generator_logits = self.generator_head(gen_hidden, self.embeddings.generator_weight())
         generator_targets = original_tokens.flatten().index_select(0, masked_index)
 
-        sampled = sample_replacements(generator_logits, self.cfg.sampling_temperature)
+        if self.training:
+            self.sampling_temperature.observe(generator_logits, generator_targets)
+        temperature = self.sampling_temperature.value()
+        sampled = sample_replacements(generator_logits, temperature)
         main_input = original_tokens.flatten().index_copy(0, masked_index, sampled).view_as(original_tokens)
         main_hidden = self.encode(main_input)
         out = {
@@ -273,6 +302,7 @@ class MetroModel(BaseFairseqModel):
             "rtd_logits": self.rtd_head(main_hidden),
             "rtd_labels": main_input.ne(original_tokens),
             "padding_mask": padding_mask,
+            "sample_temp": temperature,
         }
         if self.clm_head is not None:
             masked_hidden = main_hidden.flatten(0, 1).index_select(0, masked_index)
@@ -338,7 +368,10 @@ class MetroModel(BaseFairseqModel):
         super().upgrade_state_dict_named(state_dict, name)
 
 
-PRETRAINING_ONLY = ("generator.", "generator_head.", "rtd_head.", "clm_head.", "scl_head.", "embeddings.generator_table")
+PRETRAINING_ONLY = (
+    "generator.", "generator_head.", "rtd_head.", "clm_head.", "scl_head.", "embeddings.generator_table",
+    "sampling_temperature.",
+)
 
 
 def strip_to_main_model(state_dict: dict, prefix: str = "") -> dict:

@@ -5,6 +5,7 @@ from .encoder import TransformerEncoder
 from .embedding_sharing import TokenEmbeddingSharing
 from .heads import CorrectiveLMHead, GeneratorHead, ReplacedTokenDetectionHead, SequenceEmbeddingHead
 from .sampling import sample_replacements
+from .temperature_schedule import SamplingTemperatureSchedule
 
 __all__ = [
     "CorrectiveLMHead",
@@ -12,6 +13,7 @@ __all__ = [
     "GeneratorHead",
     "RelativePositionBias",
     "ReplacedTokenDetectionHead",
+    "SamplingTemperatureSchedule",
     "SelfAttention",
     "TokenEmbeddingSharing",
     "TransformerEncoder",

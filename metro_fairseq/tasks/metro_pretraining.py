@@ -140,6 +140,8 @@ class MetroPretrainingTask(FairseqTask):
         # one RNG stream per batch, keyed by (seed, update, first example): dropout and the
         # generator's samples then do not depend on how batches are split across data-parallel
         # workers or accumulation steps, so N workers reproduce --update-freq N on one
+        if hasattr(criterion, "set_num_updates"):
+            criterion.set_num_updates(update_num)
         seed = (self.cfg.seed * 1_000_003 + update_num * 10_007 + sample.get("rng_key", 0)) % 2**31
         with utils.set_torch_seed(seed):
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad, **kwargs)

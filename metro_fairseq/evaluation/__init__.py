@@ -1,0 +1,2 @@
+"""Evaluation helpers that need no training: labelled subsets for learning curves and a
+frozen-feature linear probe of a checkpoint (scripts/probe_checkpoint.py, benchmarks/)."""

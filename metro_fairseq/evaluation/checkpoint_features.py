@@ -1,0 +1,91 @@
+"""Mean-pooled main-model states of raw text, for any checkpoint the probe accepts: a metro
+pretraining checkpoint, an exported metro main model, or a fairseq RoBERTa (masked_lm) checkpoint.
+
+Text is encoded the way the checkpoint was trained: with the SentencePiece model and dict.txt of
+its data directory (``cfg.task.data``, or ``data_dir``), ``<s>`` prepended and ``</s>`` appended as
+``prepare_glue.py`` + ``sentence_prediction --init-token 0`` do.
+"""
+import os
+from typing import List, Optional
+
+import torch
+
+
+class ProbeError(ValueError):
+    """A problem with the checkpoint or its data directory, worded for the user."""
+
+
+def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init: bool = False, seed: int = 1):
+    """(model, dictionary, spm_model_path, kind). ``random_init`` builds the same architecture
+    untrained (seeded) instead of loading the weights."""
+    import metro_fairseq  # noqa: F401  (registers the plugin and the loader's safe globals)
+    from fairseq import checkpoint_utils, tasks
+    from omegaconf import OmegaConf
+
+    from ..models.metro import MetroModel, strip_to_main_model
+
+    if not os.path.isfile(checkpoint):
+        raise ProbeError(f"checkpoint {checkpoint} does not exist")
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(checkpoint)
+    except Exception as e:  # noqa: BLE001  (torch raises many kinds for a non-checkpoint file)
+        raise ProbeError(f"{checkpoint} is not a readable fairseq checkpoint ({type(e).__name__})") from None
+    cfg = state.get("cfg")
+    if cfg is None or "model" not in state:
+        raise ProbeError(f"{checkpoint} holds no fairseq config/model (not a fairseq checkpoint)")
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)) if not OmegaConf.is_config(cfg) else cfg
+    data_dir = data_dir or cfg.task.data.split(":")[0]
+    spm_path = os.path.join(data_dir, "spm.model")
+    for path in (os.path.join(data_dir, "dict.txt"), spm_path):
+        if not os.path.isfile(path):
+            raise ProbeError(f"{path} is missing: pass --data DIR, the prepare_corpus.py output the checkpoint was trained on")
+    OmegaConf.set_struct(cfg, False)
+    cfg.task.data = data_dir
+    task = tasks.setup_task(cfg.task)
+    name = str(cfg.model._name)
+    torch.manual_seed(seed)
+    if name.startswith("metro"):
+        model = MetroModel(cfg.model, task.source_dictionary, with_generator=False)
+        kind = "metro"
+        if not random_init:
+            model.load_state_dict(strip_to_main_model(state["model"]), strict=True)
+    elif name.startswith("roberta"):
+        model = task.build_model(cfg.model)
+        kind = "roberta"
+        if not random_init:
+            model.load_state_dict(state["model"], strict=True, model_cfg=cfg.model)
+    else:
+        raise ProbeError(f"{checkpoint}: model {name!r} is neither metro nor fairseq roberta")
+    return model.eval(), task.source_dictionary, spm_path, kind
+
+
+def encode_texts(texts: List[str], dictionary, spm_path: str, max_length: int) -> List[torch.Tensor]:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=spm_path)
+    out = []
+    for text in texts:
+        line = " ".join(sp.encode(text, out_type=str))
+        ids = dictionary.encode_line(line, append_eos=True, add_if_not_exist=False).long()
+        ids = torch.cat([ids.new_tensor([dictionary.bos()]), ids])
+        out.append(ids[:max_length] if ids.numel() > max_length else ids)
+    return out
+
+
+@torch.no_grad()
+def mean_pooled_states(model, kind: str, sequences: List[torch.Tensor], pad: int, batch_size: int = 64) -> torch.Tensor:
+    """``(N, C)``: each sequence's last-layer states averaged over its tokens (padding excluded);
+    batches are formed by length so little padding is computed."""
+    from fairseq.data import data_utils
+
+    order = sorted(range(len(sequences)), key=lambda i: sequences[i].numel())
+    pooled = [None] * len(sequences)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        tokens = data_utils.collate_tokens([sequences[i] for i in idx], pad)
+        states = model.encode(tokens) if kind == "metro" else model(tokens, features_only=True)[0]
+        keep = tokens.ne(pad).unsqueeze(-1).to(states.dtype)
+        means = (states * keep).sum(1) / keep.sum(1)
+        for j, i in enumerate(idx):
+            pooled[i] = means[j].float()
+    return torch.stack(pooled)
