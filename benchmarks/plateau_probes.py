@@ -14,7 +14,6 @@ checkpoint_last.pt when the command is run again. Prints a Markdown table, write
 """
 import argparse
 import concurrent.futures
-import math
 import os
 import re
 import subprocess
@@ -22,6 +21,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+
+sys.path.insert(0, os.path.join(harness.REPO, "scripts"))
+from training_report import binary_entropy_bits  # noqa: E402
 
 # name -> (extra fairseq-train options, what the probe tests)
 PROBES = {
@@ -82,10 +84,6 @@ def interval_stats(log):
         if "num_updates" in fields:
             rows[int(fields["num_updates"])] = {k: float(v) for k, v in fields.items() if k in FIELDS}
     return rows
-
-
-def binary_entropy_bits(p):
-    return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
 
 
 def main():

@@ -8,6 +8,7 @@ The log is what ``fairseq-train --log-file LOG`` writes (or its captured output)
 """
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -41,6 +42,11 @@ def read_log(path):
             elif "valid on '" in line:
                 valid.append(dict(SIMPLE_VALID.findall(line)))
     return _numeric(train), _numeric(valid)
+
+
+def binary_entropy_bits(p):
+    """What an RTD head that knows only the replace rate scores: the loss to beat."""
+    return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
 
 
 def _numeric(rows):
@@ -115,8 +121,12 @@ def main(argv=None):
         ("RTD precision / recall", f"{first['rtd_precision']:.3f} / {first['rtd_recall']:.3f}",
          f"{last['rtd_precision']:.3f} / {last['rtd_recall']:.3f}"),
     ]
-    if "token_cos" in first and "token_cos" in last:
-        rows.append(("token-state cosine (collapse indicator)", f"{first['token_cos']:.3f}", f"{last['token_cos']:.3f}"))
+    rows.append(("RTD prior: H(replace rate) (bits)", f"{binary_entropy_bits(first['replace_rate']):.4f}",
+                 f"{binary_entropy_bits(last['replace_rate']):.4f}"))
+    for key, name in (("token_cos", "token-state cosine (collapse indicator)"), ("clm_loss", "CLM loss (bits)"),
+                      ("sample_temp", "generator sampling temperature")):
+        if key in first and key in last:
+            rows.append((name, f"{first[key]:.3f}", f"{last[key]:.3f}"))
     print("| training interval | first | last |\n|---|---|---|")
     for name, a, b in rows:
         print(f"| {name} | {a} | {b} |")

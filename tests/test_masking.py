@@ -115,3 +115,22 @@ def test_crop_view_is_contiguous_and_sized():
         assert any(body[s : s + len(span)] == span for s in range(len(body) - len(span) + 1))
     batch = ds.collater([ds[0], ds[1]])
     assert batch["net_input"]["crop_tokens"].shape == (2, 1 + round(0.9 * 101))
+
+
+def test_masks_change_per_epoch_with_dataloader_workers(wiki_bin):
+    """With --num-workers > 0 the trainer's iterator must not be reused across epochs: its persistent
+    workers would keep epoch 1's copy of the dataset and repeat its masks forever."""
+    from metro_fairseq.tasks.metro_pretraining import MetroPretrainingConfig, MetroPretrainingTask
+
+    task = MetroPretrainingTask.setup_task(MetroPretrainingConfig(data=str(wiki_bin), tokens_per_sample=64, seed=1))
+    task.load_dataset("train")
+    first = {}
+    for epoch in (1, 2):
+        # what fairseq's trainer does at the start of every epoch
+        itr = task.get_batch_iterator(dataset=task.dataset("train"), max_sentences=4, seed=1, num_workers=1,
+                                      epoch=epoch).next_epoch_itr(shuffle=False)
+        batches = [next(itr) for _ in range(50)]
+        first[epoch] = ([b["id"].tolist() for b in batches], [b["net_input"]["masked_index"].tolist() for b in batches])
+    assert any(first[1][1])
+    assert first[1][0] == first[2][0]  # same sequences ...
+    assert first[1][1] != first[2][1]  # ... other positions selected

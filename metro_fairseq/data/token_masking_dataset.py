@@ -86,7 +86,11 @@ class TokenMaskingDataset(FairseqDataset):
 
     @property
     def can_reuse_epoch_itr_across_epochs(self):
-        return True  # masking changes per epoch, batch composition does not
+        # False although batches keep their composition: fairseq reuses a cached iterator's DataLoader,
+        # whose persistent workers hold their own copy of this dataset, and set_epoch never reaches
+        # them, so with --num-workers > 0 every epoch would repeat epoch 1's masks (fairseq's own
+        # MaskTokensDataset has this problem). A fresh iterator per epoch gets fresh workers.
+        return False
 
     def set_epoch(self, epoch, **unused):
         if hasattr(self.dataset, "set_epoch"):
