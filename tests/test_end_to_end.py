@@ -1,5 +1,6 @@
 """Real fairseq-preprocess + fairseq-train runs of metro_tiny on the (cut-down) demo corpus."""
 import json
+import math
 import os
 import shutil
 import sys
@@ -87,6 +88,8 @@ def test_training_report_warns_about_collapsed_states(tmp_path):
         r = run([sys.executable, "scripts/training_report.py", "--log", str(log)])
         assert f"| token-state cosine (collapse indicator) | 0.200 | {cos:.3f} |" in r.stdout
         assert ("warning: the main model's token states are nearly parallel" in r.stdout) == warned
+        prior = -(0.142 * math.log2(0.142) + 0.858 * math.log2(0.858))  # what knowing only the rate scores
+        assert f"| RTD prior: H(replace rate) (bits) | {prior:.4f} | {prior:.4f} |" in r.stdout
 
 
 def test_checkpoint_loads_with_weights_only_loader(straight_run):

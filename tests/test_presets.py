@@ -24,6 +24,7 @@ PRESET_EXTRA = {
     "metro_base": [],
     "cocolm_base": [],
     "debertav3_base": [],
+    "metro_cpu_small": [],
 }
 EXPECTED_KEYS = {
     "electra_base": set(),
@@ -31,6 +32,7 @@ EXPECTED_KEYS = {
     "metro_large": {"clm_loss", "clm_acc"},
     "cocolm_base": {"clm_loss", "clm_acc", "scl_loss", "scl_acc"},
     "debertav3_base": set(),
+    "metro_cpu_small": {"clm_loss", "clm_acc"},
     "vega_phase2": {"scl_loss", "scl_acc"},
 }
 
