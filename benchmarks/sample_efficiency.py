@@ -2,7 +2,7 @@
 """Sample efficiency: does pretraining help, and does METRO help more than masked LM, at equal
 pretraining compute? Learning curves over the number of labels on two real tasks.
 
-    python benchmarks/sample_efficiency.py [--budget 6000] [--arms random roberta electra metro] [--jobs 2]
+    python benchmarks/sample_efficiency.py [--budget 6200] [--arms random roberta electra metro] [--jobs 2] [--no-finetune]
 
 Arms (same corpus, same main model 4 x 128, same batches and optimizer):
 - random: the main model untrained;
@@ -229,6 +229,7 @@ def main():
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     p.add_argument("--pretrain-only", action="store_true")
+    p.add_argument("--no-finetune", action="store_true", help="report pretraining and probes only")
     p.add_argument("--finetune-lr", nargs="+", default=["3e-4", "1e-3"])
     p.add_argument("--finetune-seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds at n = 300")
     p.add_argument("--min-finetune-updates", type=int, default=300, help="fine-tuning updates at least")
@@ -262,8 +263,9 @@ def main():
                       if a == "roberta" else
                       run([sys.executable, "scripts/export_main_model.py", "--show-args", ckpts[a]]).split())
                   for a in args.arms}
-    runs = [(a, t, n, s, lr) for a in args.arms for t in TASKS for n in (300, "all")
-            for s in (args.finetune_seeds if n == 300 else [1]) for lr in args.finetune_lr]
+    runs = [] if args.no_finetune else [
+        (a, t, n, s, lr) for a in args.arms for t in TASKS for n in (300, "all")
+        for s in (args.finetune_seeds if n == 300 else [1]) for lr in args.finetune_lr]
     scores = dict(zip(runs, pool.map(lambda r: finetune(r[0], ckpts[r[0]], model_args[r[0]], *r[1:], args, binarized),
                                      runs)))
     cosine = {a: harness_cosine(ckpts[a], data, random_init=(a == "random")) for a in args.arms}

@@ -45,6 +45,17 @@ def report(args, pre, probes, scores, cosine, runs):
             by_n = probes[arm, task]["by_n"]
             cells = " | ".join(f"{by_n[n]['median']:.1f} [{by_n[n]['min']:.1f} - {by_n[n]['max']:.1f}]" for n in sizes)
             print(f"| {LABELS[arm]} | {cells} | **{probes[arm, task]['area']:.2f}** |")
+    if not runs:
+        print("\n(fine-tuning not run: --no-finetune)")
+    else:
+        print_finetune_table(arms, tasks, ft)
+    plot(args, arms, tasks, probes, ft)
+    return {"pretraining": pre, "cosine": cosine,
+            "probe": {f"{a}/{t}": probes[a, t] for a in arms for t in tasks},
+            "finetune": {f"{a}/{t}/n{n}": {"median": m, "lr": lr, "runs": v} for (a, t, n), (m, lr, v) in ft.items()}}
+
+
+def print_finetune_table(arms, tasks, ft):
     print("\n### Fine-tuning (stock sentence_prediction; median at the arm's best lr; runs at that lr)\n")
     print("| arm | " + " | ".join(f"{TASK_NAMES[t]} n = {n}" for t in tasks for n in (300, "all")) + " |")
     print("|---" * (1 + 2 * len(tasks)) + "|")
@@ -56,7 +67,10 @@ def report(args, pre, probes, scores, cosine, runs):
                 cells.append(f"**{med:.1f}** (lr {lr}; {', '.join(f'{v:.1f}' for v in vals)})")
         print(f"| {LABELS[arm]} | " + " | ".join(cells) + " |")
 
-    fig, axes = harness.subplots(2, len(tasks), figsize=(6 * len(tasks), 8))
+
+def plot(args, arms, tasks, probes, ft):
+    rows = 2 if ft else 1
+    fig, axes = harness.subplots(rows, len(tasks), figsize=(6 * len(tasks), 4 * rows), squeeze=False)
     for col, task in enumerate(tasks):
         ax = axes[0][col]
         for i, arm in enumerate(arms):
@@ -72,6 +86,8 @@ def report(args, pre, probes, scores, cosine, runs):
         ax.set_ylabel("dev accuracy (%)")
         ax.set_title(f"frozen-feature probe: {TASK_NAMES[task]}", fontsize=10)
         ax.legend(fontsize=7)
+        if not ft:
+            continue
         ax = axes[1][col]
         width = 0.8 / len(arms)
         for i, arm in enumerate(arms):
@@ -86,6 +102,3 @@ def report(args, pre, probes, scores, cosine, runs):
         ax.set_title(f"fine-tuning: {TASK_NAMES[task]} (median at best lr, runs as dots)", fontsize=10)
         ax.legend(fontsize=7)
     harness.save_plot(fig, args.plot)
-    return {"pretraining": pre, "cosine": cosine,
-            "probe": {f"{a}/{t}": probes[a, t] for a in arms for t in tasks},
-            "finetune": {f"{a}/{t}/n{n}": {"median": m, "lr": lr, "runs": v} for (a, t, n), (m, lr, v) in ft.items()}}
