@@ -87,8 +87,9 @@ def arm_updates(arm, preset, budget, vocab):
     system = {"roberta": "roberta", "electra": "metro", "metro": "metro: CLM", "metro_scl": "metro: CLM SCL"}[arm]
     if arm == "electra" or not preset.task.clm:
         system = system.replace(" CLM", "")
-    ratio = harness.training_flops(system, size, vocab) / harness.training_flops("roberta", size, vocab)
-    return max(1, round(budget / ratio)), ratio
+    per_update = harness.training_flops(system, size, vocab)
+    ratio = per_update / harness.training_flops("roberta", size, vocab)
+    return max(1, round(budget / ratio)), ratio, per_update
 
 
 def roberta_flags(preset, data):
@@ -112,7 +113,7 @@ def roberta_flags(preset, data):
 def pretrain(arm, args, preset, data, vocab):
     run_dir = os.path.join(args.out, "pretrain", arm)
     train_log = os.path.join(run_dir, "train.log")
-    updates, ratio = arm_updates(arm, preset, args.budget, vocab)
+    updates, ratio, per_update = arm_updates(arm, preset, args.budget, vocab)
     if not done(train_log):
         resumed = os.path.exists(os.path.join(run_dir, "checkpoint_last.pt"))
         log(f"[pretrain] {arm}: {updates} updates (FLOPs/update {ratio:.2f} x RoBERTa)"
@@ -129,7 +130,8 @@ def pretrain(arm, args, preset, data, vocab):
         run(cmd, threads=args.threads)
     text = open(train_log).read()
     walls = [float(w) for w in re.findall(r"train_wall=([\d.]+)", text)]
-    return {"updates": updates, "flop_ratio": ratio, "train_minutes": sum(walls) / 60,
+    return {"updates": updates, "flop_ratio": ratio, "pflops": updates * per_update / 1e15,
+            "train_minutes": sum(walls) / 60,
             "resumed": "Loaded checkpoint" in text,
             "checkpoint": os.path.join(run_dir, "checkpoint_last.pt"), "log": train_log,
             "last": last_stats(text)}

@@ -24,18 +24,18 @@ def report(args, pre, probes, scores, cosine, runs):
     print("## Sample efficiency at equal pretraining FLOPs\n")
     print(f"machine: {harness.machine()}; preset `{args.preset}`; budget {args.budget} RoBERTa updates of FLOPs "
           f"per arm; runs {args.jobs} at a time, {args.threads} thread(s) each\n")
-    print("| arm | updates | FLOPs / update vs RoBERTa | training minutes | resumed | last MLM loss (bits) | "
-          "last RTD recall | held-out token-state cosine |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| arm | updates | FLOPs / update vs RoBERTa | analytic training PFLOP | training minutes | resumed | "
+          "last MLM loss (bits) | last RTD recall | last sample temp | held-out token-state cosine |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for arm in arms:
         p = pre.get(arm)
         if p is None:
-            print(f"| {LABELS[arm]} | 0 | - | - | - | - | - | {cosine[arm]:.3f} |")
+            print(f"| {LABELS[arm]} | 0 | - | 0 | - | - | - | - | - | {cosine[arm]:.3f} |")
             continue
         last = p["last"]
-        print(f"| {LABELS[arm]} | {p['updates']} | {p['flop_ratio']:.2f} | {p['train_minutes']:.1f} | "
+        print(f"| {LABELS[arm]} | {p['updates']} | {p['flop_ratio']:.2f} | {p['pflops']:.2f} | {p['train_minutes']:.1f} | "
               f"{'yes' if p['resumed'] else 'no'} | {float(last.get('mlm_loss', last.get('loss', 'nan'))):.2f} | "
-              f"{last.get('rtd_recall', '-')} | {cosine[arm]:.3f} |")
+              f"{last.get('rtd_recall', '-')} | {last.get('sample_temp', '-')} | {cosine[arm]:.3f} |")
     for task in tasks:
         sizes = list(probes[arms[0], task]["by_n"])
         print(f"\n### Frozen-feature probe, {TASK_NAMES[task]} (dev accuracy %, median over seeds [min - max])\n")

@@ -36,7 +36,7 @@ fairseq-hydra-train --config-dir metro_fairseq/config/pretraining --config-name 
   dataset.max_valid_steps=20 > "$OUT/console.log" 2>&1 &
 train_pid=$!
 # show progress while it runs: one line per log interval and per validation
-tail -n +1 -f "$OUT/console.log" --pid "$train_pid" | grep --line-buffered -E "\| (train_inner|valid) \||done training|Loaded checkpoint|Error|error:" | awk '{ print substr($0, 1, 240); fflush() }'
+tail -n +1 -f "$OUT/console.log" --pid "$train_pid" | grep --line-buffered -E "\[(train_inner|valid)\]|done training|Loaded checkpoint|Error|error:" | awk '{ print substr($0, 1, 240); fflush() }'
 wait "$train_pid"
 status=$?
 set -e
