@@ -153,10 +153,8 @@ def export(arm, ckpt, args):
     return out
 
 
-def prepare_tasks(args, data):
-    """Raw TSVs of both tasks, their fixed stratified fine-tuning subsets, binarized."""
-    from metro_fairseq.evaluation.label_subsets import read_labelled_tsv, stratified_subset
-
+def fetch_tasks(args):
+    """Raw TSVs of both tasks (SST-2 layout), fetched once."""
     raw = os.path.join(args.out, "tasks")
     cache = os.path.join(REPO, "data", "download")
     if not os.path.exists(os.path.join(raw, "SST-2", "dev.tsv")):
@@ -164,6 +162,13 @@ def prepare_tasks(args, data):
     if not os.path.exists(os.path.join(raw, "BBC", "dev.tsv")):
         # the first 100 words of each article (~130 pieces): the topic is clear by then, and fine-tuning stays cheap
         run([sys.executable, "scripts/fetch_bbc_news.py", "--outdir", raw, "--cache-dir", cache, "--max-words", 100])
+    return raw
+
+
+def binarize_subsets(args, data, raw):
+    """The fixed stratified fine-tuning subsets (and the full sets) of both tasks, binarized."""
+    from metro_fairseq.evaluation.label_subsets import read_labelled_tsv, stratified_subset
+
     binarized = {}
     for task, folder in TASKS.items():
         sentences, labels = read_labelled_tsv(os.path.join(raw, folder, "train.tsv"))
@@ -181,9 +186,9 @@ def prepare_tasks(args, data):
                     run([sys.executable, "scripts/prepare_glue.py", "--glue-dir", glue, "--tasks", folder,
                          "--spm-model", os.path.join(data, "spm.model"), "--dict", os.path.join(data, "dict.txt"),
                          "--destdir", dest])
-                binarized[task, n, seed] = (os.path.join(dest, folder), len(keep) if n == "all" else n,
+                binarized[task, n, seed] = (os.path.join(dest, folder), len(sentences) if n == "all" else n,
                                             len(set(labels)))
-    return raw, binarized
+    return binarized
 
 
 def probe(arm, ckpt, task, args, raw, data):
@@ -253,7 +258,7 @@ def main():
         ckpts["random"] = next((ckpts[a] for a in pre_arms if a != "roberta"), None)
         if ckpts["random"] is None:
             sys.exit("sample_efficiency: the random arm needs a metro arm to take the architecture from")
-    raw, binarized = prepare_tasks(args, data)
+    raw = fetch_tasks(args)
     from sample_efficiency_report import report  # tables and plot
 
     probes = dict(zip([(a, t) for a in args.arms for t in TASKS],
@@ -265,6 +270,7 @@ def main():
                       if a == "roberta" else
                       run([sys.executable, "scripts/export_main_model.py", "--show-args", ckpts[a]]).split())
                   for a in args.arms}
+    binarized = {} if args.no_finetune else binarize_subsets(args, data, raw)
     runs = [] if args.no_finetune else [
         (a, t, n, s, lr) for a in args.arms for t in TASKS for n in (300, "all")
         for s in (args.finetune_seeds if n == 300 else [1]) for lr in args.finetune_lr]

