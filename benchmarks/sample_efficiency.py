@@ -129,9 +129,9 @@ def pretrain(arm, args, preset, data, vocab):
                    "dataset.num_workers=0", *arm_overrides(arm)]
         run(cmd, threads=args.threads)
     text = open(train_log).read()
-    walls = [float(w) for w in re.findall(r"train_wall=([\d.]+)", text)]
+    walls = [float(w) for w in re.findall(r"[ ,]wall=([\d.]+)", text)]  # wall clock since the (last) start
     return {"updates": updates, "flop_ratio": ratio, "pflops": updates * per_update / 1e15,
-            "train_minutes": sum(walls) / 60,
+            "train_minutes": walls[-1] / 60 if walls else 0.0,
             "resumed": "Loaded checkpoint" in text,
             "checkpoint": os.path.join(run_dir, "checkpoint_last.pt"), "log": train_log,
             "last": last_stats(text)}
