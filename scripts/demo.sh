@@ -35,8 +35,9 @@ fairseq-hydra-train --config-dir metro_fairseq/config/pretraining --config-name 
   optimization.stop_time_hours="$HOURS" dataset.validate_interval_updates=500 dataset.disable_validation=false \
   dataset.max_valid_steps=20 > "$OUT/console.log" 2>&1 &
 train_pid=$!
-# show progress while it runs: one line per log interval and per validation
-tail -n +1 -f "$OUT/console.log" --pid "$train_pid" | grep --line-buffered -E "\[(train_inner|valid)\]|done training|Loaded checkpoint|Error|error:" | awk '{ print substr($0, 1, 240); fflush() }'
+# show progress while it runs: one line per log interval and per validation (both greps line-buffered;
+# mawk's fflush() does not stop it from buffering a pipe)
+tail -n +1 -f "$OUT/console.log" --pid "$train_pid" | grep --line-buffered -E "\[(train_inner|valid)\]|done training|Loaded checkpoint|Error|error:" | grep --line-buffered -o "^.\{1,240\}"
 wait "$train_pid"
 status=$?
 set -e
