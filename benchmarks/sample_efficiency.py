@@ -276,26 +276,26 @@ def main():
         for s in (args.finetune_seeds if n == 300 else [1]) for lr in args.finetune_lr]
     scores = dict(zip(runs, pool.map(lambda r: finetune(r[0], ckpts[r[0]], model_args[r[0]], *r[1:], args, binarized),
                                      runs)))
-    cosine = {a: harness_cosine(ckpts[a], data, random_init=(a == "random")) for a in args.arms}
+    cosine = {a: token_state_cosine(ckpts[a], data, random_init=(a == "random")) for a in args.arms}
     results = report(args, pre, probes, scores, cosine, runs)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
 
 
-def harness_cosine(ckpt, data, random_init=False):
+def token_state_cosine(ckpt, data, random_init=False):
     """Mean cosine between the main model's token states on 64 held-out blocks (1 = collapsed)."""
     import torch
 
     from fairseq.data import data_utils
     from metro_fairseq.criterions.token_similarity import token_similarity_terms
-    from metro_fairseq.evaluation.checkpoint_features import load_main_model
+    from metro_fairseq.evaluation.checkpoint_features import load_main_model, main_states
 
     model, vocab, _, kind = load_main_model(ckpt, data, random_init=random_init)
     held_out = data_utils.load_indexed_dataset(os.path.join(data, "valid"), vocab)
     seqs = [torch.cat([held_out[i].new_tensor([vocab.bos()]), held_out[i][:127]]) for i in range(min(64, len(held_out)))]
     tokens = data_utils.collate_tokens(seqs, vocab.pad())
     with torch.no_grad():
-        states = model.encode(tokens) if kind == "metro" else model(tokens, features_only=True)[0]
+        states = main_states(model, kind, tokens)
     return token_similarity_terms(states, tokens.eq(vocab.pad()))["token_cos"].item()
 
 

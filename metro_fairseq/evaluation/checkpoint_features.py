@@ -33,7 +33,8 @@ def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init
     cfg = state.get("cfg")
     if cfg is None or "model" not in state:
         raise ProbeError(f"{checkpoint} holds no fairseq config/model (not a fairseq checkpoint)")
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)) if not OmegaConf.is_config(cfg) else cfg
+    if not OmegaConf.is_config(cfg):
+        cfg = OmegaConf.create(cfg)
     data_dir = data_dir or cfg.task.data.split(":")[0]
     spm_path = os.path.join(data_dir, "spm.model")
     for path in (os.path.join(data_dir, "dict.txt"), spm_path):
@@ -72,6 +73,11 @@ def encode_texts(texts: List[str], dictionary, spm_path: str, max_length: int) -
     return out
 
 
+def main_states(model, kind: str, tokens: torch.Tensor) -> torch.Tensor:
+    """Last-layer states ``(B, T, C)`` of the main model, for either kind ``load_main_model`` returns."""
+    return model.encode(tokens) if kind == "metro" else model(tokens, features_only=True)[0]
+
+
 @torch.no_grad()
 def mean_pooled_states(model, kind: str, sequences: List[torch.Tensor], pad: int, batch_size: int = 64) -> torch.Tensor:
     """``(N, C)``: each sequence's last-layer states averaged over its tokens (padding excluded);
@@ -83,7 +89,7 @@ def mean_pooled_states(model, kind: str, sequences: List[torch.Tensor], pad: int
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         tokens = data_utils.collate_tokens([sequences[i] for i in idx], pad)
-        states = model.encode(tokens) if kind == "metro" else model(tokens, features_only=True)[0]
+        states = main_states(model, kind, tokens)
         keep = tokens.ne(pad).unsqueeze(-1).to(states.dtype)
         means = (states * keep).sum(1) / keep.sum(1)
         for j, i in enumerate(idx):
