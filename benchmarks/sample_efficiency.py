@@ -2,7 +2,10 @@
 """Sample efficiency: does pretraining help, and does METRO help more than masked LM, at equal
 pretraining compute? Learning curves over the number of labels on two real tasks.
 
-    python benchmarks/sample_efficiency.py [--budget 6200] [--arms random roberta electra metro] [--jobs 2] [--no-finetune]
+    python benchmarks/sample_efficiency.py [--budget 6200] [--corpus wiki] [--arms random roberta electra metro] [--jobs 2] [--no-finetune]
+
+Corpus: ``wiki`` (the demo's Wikipedia leads) or ``wiki+tasks``, the same plus the unlabelled text
+of both tasks' train splits (task-adaptive pretraining, Gururangan et al. 2020; dev text never).
 
 Arms (same corpus, same main model 4 x 128, same batches and optimizer):
 - random: the main model untrained;
@@ -231,8 +234,10 @@ def main():
                    help="pretraining FLOPs per arm, in RoBERTa updates (6200 ~ 30 min of RoBERTa alone on 2 cores, 3.4 updates/s)")
     p.add_argument("--arms", nargs="+", default=["random", "roberta", "electra", "metro"], choices=ARMS)
     p.add_argument("--preset", default="metro_cpu_small", help="METRO recipe under config/pretraining/")
-    p.add_argument("--data", help="binarized corpus (default: the demo corpus, prepared into data/bench-bin)")
-    p.add_argument("--out", default=os.path.join(REPO, "outputs", "bench", "sample_efficiency"))
+    p.add_argument("--corpus", choices=["wiki", "wiki+tasks"], default="wiki",
+                   help="pretraining text: Wikipedia leads, or those plus the tasks' unlabelled train text")
+    p.add_argument("--data", help="binarized corpus (overrides --corpus)")
+    p.add_argument("--out", help="results folder (default outputs/bench/sample_efficiency[_CORPUS_BUDGET])")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     p.add_argument("--pretrain-only", action="store_true")
@@ -240,11 +245,20 @@ def main():
     p.add_argument("--finetune-lr", nargs="+", default=["3e-4", "1e-3"])
     p.add_argument("--finetune-seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds at n = 300")
     p.add_argument("--min-finetune-updates", type=int, default=300, help="fine-tuning updates at least")
-    p.add_argument("--plot", default=os.path.join(REPO, "docs", "benchmarks", "sample_efficiency.png"))
+    p.add_argument("--plot", help="PNG (default docs/benchmarks/sample_efficiency[_CORPUS_BUDGET].png)")
     args = p.parse_args()
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    data = harness.data_bin(args.data)
+    suffix = "" if (args.corpus, args.budget) == ("wiki", 6200) else f"_{args.corpus.replace('+', '_')}_{args.budget}"
+    args.out = args.out or os.path.join(REPO, "outputs", "bench", "sample_efficiency" + suffix)
+    args.plot = args.plot or os.path.join(REPO, "docs", "benchmarks", f"sample_efficiency{suffix}.png")
     os.makedirs(args.out, exist_ok=True)
+    raw = fetch_tasks(args)
+    if args.data or args.corpus == "wiki":
+        data = harness.data_bin(args.data)
+    else:
+        text = harness.task_adaptive_corpus(harness.wiki_corpus(), [os.path.join(raw, f) for f in TASKS.values()],
+                                            os.path.join(REPO, "data", "bench-corpus-tasks"))
+        data = harness.prepare(text, os.path.join(REPO, "data", "bench-tasks-bin"))
     preset = load_preset(args.preset)
     vocab = sum(1 for _ in open(os.path.join(data, "dict.txt"))) + 5  # + fairseq's 4 specials and <mask>
     pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
@@ -258,7 +272,6 @@ def main():
         ckpts["random"] = next((ckpts[a] for a in pre_arms if a != "roberta"), None)
         if ckpts["random"] is None:
             sys.exit("sample_efficiency: the random arm needs a metro arm to take the architecture from")
-    raw = fetch_tasks(args)
     from sample_efficiency_report import report  # tables and plot
 
     probes = dict(zip([(a, t) for a in args.arms for t in TASKS],
