@@ -9,4 +9,4 @@ register_checkpoint_safe_globals()
 
 from . import criterions  # noqa: E402,F401
 from .models import metro  # noqa: E402,F401
-from .tasks import metro_pretraining  # noqa: E402,F401
+from .tasks import metro_pretraining, squad  # noqa: E402,F401

@@ -1,1 +1,1 @@
-from . import metro  # noqa: F401  (registers the criterion)
+from . import metro, span_qa  # noqa: F401  (registers the criteria)

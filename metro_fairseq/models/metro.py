@@ -21,6 +21,7 @@ from ..modules import (
     ReplacedTokenDetectionHead,
     SamplingTemperatureSchedule,
     SequenceEmbeddingHead,
+    SpanHead,
     TokenEmbeddingSharing,
     TransformerEncoder,
     sample_replacements,
@@ -163,6 +164,7 @@ class MetroModel(BaseFairseqModel):
                 cfg.sampling_temperature_anneal, cfg.sampling_temperature_release_bits, len(dictionary),
             )
         self.classification_heads = nn.ModuleDict()
+        self.span_heads = nn.ModuleDict()
         self.register_buffer(
             "dictionary_fingerprint", torch.tensor(dictionary_fingerprint(dictionary), dtype=torch.long)
         )
@@ -262,6 +264,7 @@ class MetroModel(BaseFairseqModel):
         crop_tokens: Optional[torch.Tensor] = None,
         features_only: bool = False,
         classification_head_name: Optional[str] = None,
+        span_head_name: Optional[str] = None,
         **kwargs,
     ):
         """Pretraining when ``masked_index`` is given, else the main model alone (fine-tuning).
@@ -276,6 +279,8 @@ class MetroModel(BaseFairseqModel):
         x = self.encode(src_tokens)
         if classification_head_name is not None:
             x = self.classification_heads[classification_head_name](x)
+        elif span_head_name is not None:
+            x = self.span_heads[span_head_name](x)  # (B, T, 2): start and end logits
         return x, {}
 
     def pretraining_forward(self, generator_input, original_tokens, masked_index, crop_tokens=None):
@@ -333,6 +338,12 @@ class MetroModel(BaseFairseqModel):
         if self.cfg.layer_lr_decay != 1.0:
             self.apply_layer_lr_decay(self.cfg.layer_lr_decay)
 
+    def register_span_head(self, name):
+        """Start/end logits for extractive QA (task ``squad``), registered like a classification head."""
+        self.span_heads[name] = SpanHead(self.cfg.encoder_embed_dim)
+        if self.cfg.layer_lr_decay != 1.0:
+            self.apply_layer_lr_decay(self.cfg.layer_lr_decay)
+
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         # SystemExit, not an Exception: fairseq's trainer rewraps any Exception raised while
         # loading into a generic "architectures match" message that hides the cause
@@ -356,9 +367,10 @@ class MetroModel(BaseFairseqModel):
         if self.generator is None:
             # fine-tuning from a pretraining checkpoint: the main model alone, GDES merged
             strip_to_main_model(state_dict, prefix)
-        # heads this run adds (a classification head for fine-tuning, a CLM or SCL head when a
+        # heads this run adds (a classification or span head for fine-tuning, a CLM or SCL head when a
         # later phase switches an objective on) keep their fresh initialisation
         new_heads = {f"classification_heads.{n}": h for n, h in self.classification_heads.items()}
+        new_heads.update({f"span_heads.{n}": h for n, h in self.span_heads.items()})
         new_heads.update({n: getattr(self, n) for n in ("clm_head", "scl_head") if getattr(self, n) is not None})
         for head_name, head in new_heads.items():
             keys = {f"{prefix}{head_name}.{k}": v for k, v in head.state_dict().items()}

@@ -1,4 +1,4 @@
-"""Output heads of the pretraining model."""
+"""Output heads of the pretraining model, and the span head of extractive QA fine-tuning."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -52,3 +52,14 @@ class SequenceEmbeddingHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.layer_norm(F.gelu(self.dense(x))).float(), dim=-1)
+
+
+class SpanHead(nn.Module):
+    """Extractive QA head (BERT's SQuAD head): Linear(d, 2) gives start and end logits per token."""
+
+    def __init__(self, embed_dim: int):
+        super().__init__()
+        self.out_proj = nn.Linear(embed_dim, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(x)
