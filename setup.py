@@ -21,5 +21,9 @@ setup(
         "hydra-submitit-launcher",  # +run_config=local / slurm_N (hydra multirun through submitit)
         "numpy",
     ],
-    extras_require={"dev": ["pytest", "matplotlib"]},
+    extras_require={
+        "dev": ["pytest", "matplotlib"],
+        # scripts/export_hf.py; 5.x runs on the torch we pin (tested: 5.23.0); protobuf reads spm models
+        "hf": ["transformers>=5.23,<6", "protobuf>=4"],
+    },
 )

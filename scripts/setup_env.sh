@@ -37,4 +37,9 @@ if [ ! -f "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ]; then
   pipq --no-build-isolation -e "$ROOT[dev]"
   touch "$stamp"
 fi
+if ! "$VPY" -c "import transformers, google.protobuf" 2>/dev/null; then
+  # the [hf] extra (scripts/export_hf.py and its tests), pinned to the versions tested
+  echo "[setup] installing transformers for the Hugging Face export"
+  pipq "transformers==5.23.0" "protobuf==7.36.2"
+fi
 export PATH="$VENV/bin:$PATH"

@@ -1,0 +1,152 @@
+"""Which transformers class computes our main model exactly, and the weights under its names.
+
+- Post-LN, no relative bias: BERT (positions from 0, one zero token-type row).
+- Post-LN, T5 bias at exactly 32 buckets / distance 128: MPNet (it hard-codes both; at any other
+  setting it runs without error and gives wrong outputs, so it is never chosen there).
+- Pre-LN, no bias: RoBERTa-PreLayerNorm.
+- Everything else: ``modeling_metro.py``, shipped with the export (``trust_remote_code=True``).
+MPNet and RoBERTa count positions from ``padding_idx + 1 = 2``: two zero rows go in front of the table.
+"""
+from dataclasses import dataclass
+
+import torch
+
+HEAD_KINDS = ("base", "classification", "qa")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    prefix: str  # base_model_prefix of the head classes
+    classes: tuple  # class names for HEAD_KINDS
+    position_offset: int
+    pooler: bool  # the base class has a pooler (BERT's is the classification head's dense)
+
+
+FAMILIES = {
+    "bert": Family("bert", "bert", ("BertModel", "BertForSequenceClassification", "BertForQuestionAnswering"), 0, True),
+    "mpnet": Family("mpnet", "mpnet", ("MPNetModel", "MPNetForSequenceClassification", "MPNetForQuestionAnswering"), 2, True),
+    "roberta_prelayernorm": Family(
+        "roberta_prelayernorm", "roberta_prelayernorm",
+        ("RobertaPreLayerNormModel", "RobertaPreLayerNormForSequenceClassification",
+         "RobertaPreLayerNormForQuestionAnswering"), 2, True,
+    ),
+    "metro": Family(
+        "metro", "metro",
+        ("MetroEncoderModel", "MetroEncoderForSequenceClassification", "MetroEncoderForQuestionAnswering"), 0, False,
+    ),
+}
+MPNET_BUCKETS, MPNET_MAX_DISTANCE = 32, 128  # hard-coded in transformers' MPNet
+
+
+def choose_family(cfg, classifier_activation: str = "tanh") -> tuple:
+    """(family name, why) for a MetroConfig-like ``cfg``."""
+    buckets, distance = cfg.relative_position_buckets, cfg.relative_position_max_distance
+    if classifier_activation != "tanh":
+        return "metro", f"the classification head uses {classifier_activation}; stock heads use tanh"
+    if not cfg.encoder_normalize_before and buckets == 0:
+        return "bert", "Post-LN without relative position bias is exactly BERT"
+    if not cfg.encoder_normalize_before and (buckets, distance) == (MPNET_BUCKETS, MPNET_MAX_DISTANCE):
+        return "mpnet", "Post-LN with the shared T5 bias at 32 buckets / distance 128 is exactly MPNet"
+    if cfg.encoder_normalize_before and buckets == 0:
+        return "roberta_prelayernorm", "Pre-LN without relative position bias is exactly RoBERTa-PreLayerNorm"
+    ln = "Pre-LN" if cfg.encoder_normalize_before else "Post-LN"
+    return "metro", (
+        f"no stock class computes {ln} with a T5 bias of {buckets} buckets / distance {distance} "
+        "(MPNet hard-codes 32/128): shipping modeling_metro.py, load with trust_remote_code=True"
+    )
+
+
+def hf_config(transformers, family: str, cfg, vocab_size: int, num_labels: int, pooler_dropout: float):
+    """The config object of ``family`` for a MetroConfig-like ``cfg``."""
+    common = dict(
+        vocab_size=vocab_size, hidden_size=cfg.encoder_embed_dim, num_hidden_layers=cfg.encoder_layers,
+        num_attention_heads=cfg.encoder_attention_heads, intermediate_size=cfg.encoder_ffn_embed_dim,
+        hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.attention_dropout,
+        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=num_labels,
+    )
+    if family == "metro":
+        from .configuration_metro import MetroEncoderConfig
+
+        return MetroEncoderConfig(
+            max_position_embeddings=cfg.max_positions, normalize_before=cfg.encoder_normalize_before,
+            relative_position_buckets=cfg.relative_position_buckets,
+            relative_position_max_distance=cfg.relative_position_max_distance,
+            activation_dropout=cfg.activation_dropout, classifier_activation=cfg.pooler_activation_fn,
+            classifier_dropout=pooler_dropout, **common,
+        )
+    common.update(hidden_act="gelu", max_position_embeddings=cfg.max_positions + FAMILIES[family].position_offset)
+    if family == "bert":
+        return transformers.BertConfig(type_vocab_size=1, classifier_dropout=pooler_dropout, **common)
+    if family == "mpnet":
+        if (cfg.relative_position_buckets, cfg.relative_position_max_distance) != (MPNET_BUCKETS, MPNET_MAX_DISTANCE):
+            raise ValueError(  # MPNet would run and silently give other hidden states
+                f"MPNet computes only a 32-bucket / distance-128 bias, not {cfg.relative_position_buckets}/"
+                f"{cfg.relative_position_max_distance}: use the metro family (modeling_metro.py)"
+            )
+        return transformers.MPNetConfig(relative_attention_num_buckets=MPNET_BUCKETS, **common)
+    return transformers.RobertaPreLayerNormConfig(type_vocab_size=1, classifier_dropout=pooler_dropout, **common)
+
+
+def _qkv(sd, src, dst, names):
+    for kind in ("weight", "bias"):
+        for name, part in zip(names, sd[f"{src}.self_attn.in_proj.{kind}"].chunk(3, dim=0)):
+            dst[f"{name}.{kind}"] = part.clone()
+
+
+def _copy(sd, out, pairs):
+    for src, dst in pairs:
+        for kind in ("weight", "bias"):
+            out[f"{dst}.{kind}"] = sd[f"{src}.{kind}"]
+
+
+def convert(family: str, sd: dict, num_layers: int, head_kind: str, head: dict) -> dict:
+    """The state dict of ``FAMILIES[family].classes[head_kind]`` from a fairseq main-model state dict
+    ``sd`` (GDES merged) and ``head`` (the fine-tuned head's tensors without their prefix)."""
+    fam = FAMILIES[family]
+    p = "" if head_kind == "base" else fam.prefix + "."
+    out = {}
+    if family == "metro":
+        out[p + "embed_tokens.weight"] = sd["embeddings.weight"]
+        out.update({p + k: v for k, v in sd.items() if k.startswith("encoder.")})
+    else:
+        positions = sd["encoder.embed_positions.weight"]
+        pad_rows = positions.new_zeros(fam.position_offset, positions.size(1))
+        out[p + "embeddings.word_embeddings.weight"] = sd["embeddings.weight"]
+        out[p + "embeddings.position_embeddings.weight"] = torch.cat([pad_rows, positions])
+        _copy(sd, out, [("encoder.embed_layer_norm", p + "embeddings.LayerNorm")])
+        if family != "mpnet":  # one token type, a zero row: adds nothing
+            out[p + "embeddings.token_type_embeddings.weight"] = positions.new_zeros(1, positions.size(1))
+        for i in range(num_layers):
+            src, dst = f"encoder.layers.{i}", f"{p}encoder.layer.{i}"
+            if family == "mpnet":
+                _qkv(sd, src, out, [f"{dst}.attention.attn.{n}" for n in "qkv"])
+                _copy(sd, out, [(f"{src}.self_attn.out_proj", f"{dst}.attention.attn.o"),
+                                (f"{src}.self_attn_layer_norm", f"{dst}.attention.LayerNorm"),
+                                (f"{src}.final_layer_norm", f"{dst}.output.LayerNorm")])
+            else:
+                _qkv(sd, src, out, [f"{dst}.attention.self.{n}" for n in ("query", "key", "value")])
+                _copy(sd, out, [(f"{src}.self_attn.out_proj", f"{dst}.attention.output.dense")])
+                if family == "bert":
+                    _copy(sd, out, [(f"{src}.self_attn_layer_norm", f"{dst}.attention.output.LayerNorm"),
+                                    (f"{src}.final_layer_norm", f"{dst}.output.LayerNorm")])
+                else:  # Pre-LN: the norms sit before attention and before the FFN
+                    _copy(sd, out, [(f"{src}.self_attn_layer_norm", f"{dst}.attention.LayerNorm"),
+                                    (f"{src}.final_layer_norm", f"{dst}.intermediate.LayerNorm")])
+            _copy(sd, out, [(f"{src}.fc1", f"{dst}.intermediate.dense"), (f"{src}.fc2", f"{dst}.output.dense")])
+        if family == "mpnet":
+            out[p + "encoder.relative_attention_bias.weight"] = sd["encoder.relative_bias.embedding.weight"]
+        if family == "roberta_prelayernorm":
+            _copy(sd, out, [("encoder.final_layer_norm", p + "LayerNorm")])
+    if head_kind == "base" and fam.pooler:
+        # the pretrained model has no pooler: identity, so pooler_output = tanh(<s> state)
+        dim = sd["embeddings.weight"].size(1)
+        out["pooler.dense.weight"], out["pooler.dense.bias"] = torch.eye(dim), torch.zeros(dim)
+    elif head_kind == "classification":
+        if family == "bert":  # BERT's pooler + classifier are the head's dense + tanh and out_proj
+            _copy(head, out, [("dense", p + "pooler.dense"), ("out_proj", "classifier")])
+        else:
+            _copy(head, out, [("dense", "classifier.dense"), ("out_proj", "classifier.out_proj")])
+    elif head_kind == "qa":
+        _copy(head, out, [("out_proj", "qa_outputs")])
+    return {k: v.detach().float().contiguous() for k, v in out.items()}
