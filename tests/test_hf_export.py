@@ -17,7 +17,7 @@ from metro_fairseq.hf.layouts import choose_family, convert, hf_config
 from metro_fairseq.hf.source import load_source
 from metro_fairseq.hf.tokenizer import fairseq_ids
 from metro_fairseq.models.metro import MetroConfig, MetroModel
-from test_finetuning import pretrained  # noqa: F401  (fixture: a real metro_tiny pretraining run)
+from test_finetuning import finetune_cmd, glue_bin, pretrained  # noqa: F401  (fixtures: real fairseq runs)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 transformers = import_transformers()
@@ -211,6 +211,29 @@ def test_real_pretrained_checkpoint_through_the_cli(pretrained, wiki_bin, tmp_pa
     a = transformers.AutoModel.from_pretrained(str(tmp_path / "pretraining"))
     b = transformers.AutoModel.from_pretrained(str(tmp_path / "exported"))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_real_fine_tuned_classifier_gives_fairseq_logits(pretrained, glue_bin, wiki_bin, tmp_path):
+    """fairseq-train sentence_prediction on RTE from the real pretraining run, saved, exported (the
+    dictionary from the GLUE folder, label names from label/dict.txt), and run by a text-classification
+    pipeline on sentence pairs the way fairseq's task encodes them."""
+    _, exported = pretrained
+    cmd = [a for a in finetune_cmd(glue_bin / "RTE", exported, tmp_path / "ft", "--num-classes", "2") if a != "--no-save"]
+    run(cmd + ["--no-epoch-checkpoints", "--disable-validation"])
+    ckpt = tmp_path / "ft" / "checkpoint_last.pt"
+    result = run([sys.executable, "scripts/export_hf.py", str(ckpt), str(tmp_path / "hf"),
+                  "--spm-model", str(wiki_bin / "spm.model")])
+    assert "classification head 'sentence_classification_head'" in result.stdout, result.stdout
+    source = load_source(str(ckpt))
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "hf")).eval()
+    labels = set(model.config.id2label.values())
+    assert labels == {"entailment", "not_entailment"}
+    ids, mask = sample_batch(source.dictionary, source.cfg.max_positions, seed=3)
+    with torch.no_grad():
+        diff = max_difference(fairseq_outputs(source, ids), {"logits": model(ids, attention_mask=mask).logits}, mask)
+    assert diff["logits"] <= TOL, diff
+    clf = transformers.pipeline("text-classification", model=str(tmp_path / "hf"))
+    assert clf({"text": "A man is walking.", "text_pair": "Someone walks."})["label"] in labels
 
 
 def test_pipeline_text_classification(wiki_bin, tmp_path):

@@ -89,6 +89,15 @@ def write_tokenizer(transformers, source, spm_path, workdir, outdir, extra_lines
     return type(reloaded).__name__, len(lines)
 
 
+def _default_permissions(folder):
+    # mkdtemp (and safetensors) create owner-only entries; the export should read like any folder
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for name in os.listdir(folder):
+        os.chmod(os.path.join(folder, name), 0o666 & ~umask)
+
+
 def export(args):
     from .compat import import_transformers
 
@@ -99,6 +108,15 @@ def export(args):
     import torch
 
     source = load_source(args.checkpoint, args.dict, args.head)
+    if source.head_kind == "classification":
+        from .modeling_metro import CLASSIFIER_ACTIVATIONS
+
+        if source.cfg.pooler_activation_fn not in CLASSIFIER_ACTIVATIONS:
+            raise ExportError(f"the classification head's activation {source.cfg.pooler_activation_fn!r} is not one "
+                              f"of {sorted(CLASSIFIER_ACTIVATIONS)}: no transformers head computes it")
+        if source.head["dense.weight"].shape[0] != source.cfg.encoder_embed_dim:
+            raise ExportError("the classification head's inner dimension differs from the model width: "
+                              "transformers heads are as wide as the model")
     family, why = choose_family(source.cfg, source.cfg.pooler_activation_fn)
     if args.custom_code and family != "metro":
         family, why = "metro", "--custom-code: shipping modeling_metro.py"
@@ -154,6 +172,7 @@ def export(args):
                 raise ExportError(f"{AUTO_CLASSES[kind]}.from_pretrained misses {sorted(missing)[0]}: nothing was written")
             got = hf_outputs(loaded, ids, mask, kind)
             worst[kind] = _check(f"after {AUTO_CLASSES[kind]}.from_pretrained", max_difference(ours, got, mask))
+        _default_permissions(tmp)
         if os.path.exists(outdir):
             shutil.rmtree(outdir)
         os.replace(tmp, outdir)

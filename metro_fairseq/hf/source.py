@@ -110,5 +110,7 @@ def label_names(data_dir: str, num_labels: int) -> Optional[list]:
         return None
     from fairseq.data import Dictionary
 
-    labels = Dictionary.load(path).symbols[4:]
-    return labels if len(labels) == num_labels else None
+    # fairseq-preprocess pads the label dictionary with madeupwordNNNN entries to a multiple of 8
+    labels = Dictionary.load(path).symbols[4 : 4 + num_labels]
+    real = len(labels) == num_labels and not any(s.startswith("madeupword") for s in labels)
+    return labels if real else None
