@@ -53,11 +53,20 @@ def build_tokenizer(transformers, spm_path: str, workdir: str, max_length: int):
     return transformers.XLMRobertaTokenizer.from_pretrained(workdir, model_max_length=max_length)
 
 
+def fairseq_pair_ids(sp, dictionary, first: str, second: str) -> List[int]:
+    """sentence_prediction's pair (``--init-token 0 --separator-token 2``): <s> A </s> </s> B </s>, as XLM-R."""
+    return fairseq_ids(sp, dictionary, first) + [dictionary.eos()] + fairseq_ids(sp, dictionary, second)[1:]
+
+
 def id_mismatch(tokenizer, sp, dictionary, lines) -> Optional[str]:
-    """The first line the tokenizer encodes differently from fairseq, described; None when all agree."""
-    for line in lines:
-        ours, theirs = fairseq_ids(sp, dictionary, line), tokenizer(line.strip())["input_ids"]
+    """The first line (or pair of neighbouring lines) the tokenizer encodes differently from fairseq,
+    described; None when all agree."""
+    cases = [((line,), fairseq_ids(sp, dictionary, line)) for line in lines]
+    cases += [((a, b), fairseq_pair_ids(sp, dictionary, a, b)) for a, b in zip(lines[::2], lines[1::2])]
+    for text, ours in cases:
+        theirs = tokenizer(*[t.strip() for t in text])["input_ids"]
         if ours != theirs:
             at = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
-            return f"line {line.strip()[:40]!r}: fairseq and the tokenizer differ from token {at} on"
+            kind = "line" if len(text) == 1 else "pair starting"
+            return f"{kind} {text[0].strip()[:40]!r}: fairseq and the tokenizer differ from token {at} on"
     return None
