@@ -40,3 +40,28 @@ def wiki_bin(wiki_text, tmp_path_factory):
         "--valid", str(wiki_text["valid"]), "--destdir", str(dest), "--vocab-size", "1000", "--workers", "1",
     ])
     return dest
+
+
+@pytest.fixture(scope="session")
+def pretrained(wiki_bin, tmp_path_factory):
+    """metro_tiny pretrained a few updates with GDES and CLM, and its export (fine-tuning and HF export tests share it)."""
+    from test_end_to_end import train_cmd
+
+    save = tmp_path_factory.mktemp("pretrain")
+    run(train_cmd(wiki_bin, save, 10, "--disable-validation", "--embedding-sharing", "gdes", "--clm"))
+    exported = save / "main.pt"
+    out = run([sys.executable, "scripts/export_main_model.py", str(save / "checkpoint_last.pt"), str(exported)])
+    assert "kept" in out.stdout
+    return save / "checkpoint_last.pt", exported
+
+
+@pytest.fixture(scope="session")
+def glue_bin(wiki_bin, tmp_path_factory):
+    """The GLUE fixture tables through scripts/prepare_glue.py with the wiki_bin tokenizer."""
+    from glue_fixtures import write_glue
+
+    root = tmp_path_factory.mktemp("glue")
+    write_glue(str(root / "glue"))
+    run([sys.executable, "scripts/prepare_glue.py", "--glue-dir", str(root / "glue"),
+         "--spm-model", str(wiki_bin / "spm.model"), "--dict", str(wiki_bin / "dict.txt"), "--destdir", str(root / "bin")])
+    return root / "bin"

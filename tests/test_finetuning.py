@@ -19,17 +19,6 @@ TRAIN = [sys.executable, "-m", "fairseq_cli.train"]
 PREPARE = [sys.executable, "scripts/prepare_glue.py"]
 
 
-@pytest.fixture(scope="module")
-def pretrained(wiki_bin, tmp_path_factory):
-    """metro_tiny pretrained a few updates with GDES and CLM, and its export."""
-    save = tmp_path_factory.mktemp("pretrain")
-    run(train_cmd(wiki_bin, save, 10, "--disable-validation", "--embedding-sharing", "gdes", "--clm"))
-    exported = save / "main.pt"
-    out = run([sys.executable, "scripts/export_main_model.py", str(save / "checkpoint_last.pt"), str(exported)])
-    assert "kept" in out.stdout
-    return save / "checkpoint_last.pt", exported
-
-
 def dictionary(wiki_bin):
     d = Dictionary.load(str(wiki_bin / "dict.txt"))
     d.add_symbol("<mask>")
@@ -66,15 +55,6 @@ def valid_metrics(result):
     line = [ln for ln in (result.stdout + result.stderr).splitlines() if "valid on 'valid'" in ln][-1]
     fields = [f.strip().split(" ") for f in line.split("|")]
     return {f[0]: f[1] for f in fields if len(f) == 2}
-
-
-@pytest.fixture(scope="module")
-def glue_bin(wiki_bin, tmp_path_factory):
-    root = tmp_path_factory.mktemp("glue")
-    write_glue(str(root / "glue"))
-    run(PREPARE + ["--glue-dir", str(root / "glue"), "--spm-model", str(wiki_bin / "spm.model"),
-                   "--dict", str(wiki_bin / "dict.txt"), "--destdir", str(root / "bin")])
-    return root / "bin"
 
 
 def test_prepare_glue_every_layout(glue_bin):

@@ -17,7 +17,7 @@ from metro_fairseq.hf.layouts import choose_family, convert, hf_config
 from metro_fairseq.hf.source import load_source
 from metro_fairseq.hf.tokenizer import fairseq_ids
 from metro_fairseq.models.metro import MetroConfig, MetroModel
-from test_finetuning import finetune_cmd, glue_bin, pretrained  # noqa: F401  (fixtures: real fairseq runs)
+from test_finetuning import finetune_cmd
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 transformers = import_transformers()

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from conftest import DOWNLOAD_DIR, run
-from test_finetuning import pretrained  # noqa: F401  (module fixture: a tiny pretrained checkpoint and its export)
 from metro_fairseq.criterions.span_qa import span_loss_terms
 
 TRAIN = [sys.executable, "-m", "fairseq_cli.train"]
@@ -65,7 +64,7 @@ def valid_stats(text):
     return {k: float(v) for k, v in re.findall(r"\| (\w+) ([-\d.]+)", line)}
 
 
-def test_finetune_squad_v1_logs_em_f1_and_writes_official_predictions(squad_json, wiki_bin, pretrained, tmp_path):  # noqa: F811
+def test_finetune_squad_v1_logs_em_f1_and_writes_official_predictions(squad_json, wiki_bin, pretrained, tmp_path):
     data = prepare(squad_json, wiki_bin, tmp_path / "bin")
     _, exported = pretrained
     r = run(squad_cmd(data, exported, tmp_path / "ft"))
@@ -87,7 +86,7 @@ def test_finetune_squad_v1_logs_em_f1_and_writes_official_predictions(squad_json
     assert (tmp_path / "ft" / "checkpoint_best.pt").exists()
 
 
-def test_finetune_squad_v2_stand_in_predicts_no_answer(squad_json, wiki_bin, pretrained, tmp_path):  # noqa: F811
+def test_finetune_squad_v2_stand_in_predicts_no_answer(squad_json, wiki_bin, pretrained, tmp_path):
     data = prepare(squad_json, wiki_bin, tmp_path / "bin", ".v2")
     _, exported = pretrained
     r = run(squad_cmd(data, exported, tmp_path / "ft", "--version-2-with-negative", "--max-update", "20",
@@ -103,7 +102,7 @@ def test_finetune_squad_v2_stand_in_predicts_no_answer(squad_json, wiki_bin, pre
     assert math.isclose(stats["exact"], official["exact"], abs_tol=0.01) and "best_f1" in stats
 
 
-def test_squad_configs_compose_and_train(squad_json, wiki_bin, pretrained, tmp_path):  # noqa: F811
+def test_squad_configs_compose_and_train(squad_json, wiki_bin, pretrained, tmp_path):
     data = prepare(squad_json, wiki_bin, tmp_path / "bin")
     _, exported = pretrained
     for config in ("squad_v1", "squad_v2"):
@@ -121,7 +120,7 @@ def test_squad_configs_compose_and_train(squad_json, wiki_bin, pretrained, tmp_p
         assert len(groups) == 5, config  # layer-wise decay 0.8: embeddings, 3 layers, heads
 
 
-def test_missing_data_is_one_clear_line(tmp_path, pretrained):  # noqa: F811
+def test_missing_data_is_one_clear_line(tmp_path, pretrained):
     _, exported = pretrained
     r = run(squad_cmd(tmp_path, exported, tmp_path / "ft"), check=False)
     assert r.returncode != 0 and "prepare_squad.py" in r.stderr.strip().splitlines()[-1]
