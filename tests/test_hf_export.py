@@ -144,6 +144,16 @@ def test_custom_code_on_request_matches_too(wiki_bin, lines, tmp_path):
     reload_and_compare(str(tmp_path / "hf"), ckpt, "base", lines, remote=True)
 
 
+@pytest.mark.parametrize("buckets,distance", [(8, 16), (32, 128), (64, 128), (128, 256)])
+def test_shipped_bucket_function_equals_the_plugins(buckets, distance):
+    """modeling_metro.py is self-contained, so it carries its own copy of the T5 bucketing."""
+    from metro_fairseq.hf.modeling_metro import relative_position_bucket as shipped
+    from metro_fairseq.modules import relative_position_bucket
+
+    rel = torch.arange(-1100, 1100)
+    assert torch.equal(shipped(rel, buckets, distance), relative_position_bucket(rel, True, buckets, distance))
+
+
 @pytest.mark.parametrize("buckets,distance", [(64, 128), (128, 256), (32, 64), (16, 128), (32, 256)])
 def test_mpnet_is_never_chosen_for_other_bucket_settings(buckets, distance):
     cfg = tiny_cfg(relative_position_buckets=buckets, relative_position_max_distance=distance)
