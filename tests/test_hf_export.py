@@ -275,7 +275,7 @@ def test_bpe_tokenizer_is_refused_and_model_exports_without_it(wiki_text, tmp_pa
 
 
 @pytest.mark.parametrize("case", ["missing", "not_a_checkpoint", "other_architecture", "other_dictionary",
-                                  "outdir_not_empty", "two_heads_no_choice"])
+                                  "outdir_not_empty", "outdir_is_a_file", "two_heads_no_choice"])
 def test_bad_input_gives_one_line(case, wiki_bin, tmp_path):
     ckpt = tmp_path / "m.pt"
     args = []
@@ -300,6 +300,10 @@ def test_bad_input_gives_one_line(case, wiki_bin, tmp_path):
         (tmp_path / "hf").mkdir()
         (tmp_path / "hf" / "keep.txt").write_text("x")
         expected = "exists and is not empty"
+    elif case == "outdir_is_a_file":
+        write_checkpoint(ckpt, wiki_bin, tiny_cfg())
+        (tmp_path / "hf").write_text("x")
+        expected = "is a file"
     else:
         write_checkpoint(ckpt, wiki_bin, tiny_cfg(), head="classification")
         state = torch.load(ckpt, weights_only=False)

@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 from .checks import TOLERANCE, fairseq_outputs, hf_outputs, max_difference, sample_batch
-from .layouts import FAMILIES, choose_family, convert, hf_config
+from .layouts import FAMILIES, HEAD_KINDS, choose_family, convert, hf_config
 from .source import ExportError, find_data_file, label_names, load_source
 from .tokenizer import SAMPLE_LINES, build_tokenizer, id_mismatch, layout_problem, spm_model_type
 
@@ -26,7 +26,7 @@ def log(msg):
 
 
 def _model_class(transformers, family: str, head_kind: str):
-    name = FAMILIES[family].classes[("base", "classification", "qa").index(head_kind)]
+    name = FAMILIES[family].classes[HEAD_KINDS.index(head_kind)]
     if family == "metro":
         from . import modeling_metro
 
@@ -146,6 +146,8 @@ def export(args):
             extra = [line for line in (next(f, "") for _ in range(200)) if line.strip()]
 
     outdir = os.path.abspath(args.outdir)
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise ExportError(f"{args.outdir} is a file: OUTDIR is the folder to write")
     if os.path.exists(outdir) and os.listdir(outdir) and not args.force:
         raise ExportError(f"{args.outdir} exists and is not empty: choose another OUTDIR or pass --force")
     parent = os.path.dirname(outdir)
