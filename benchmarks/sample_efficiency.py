@@ -284,9 +284,10 @@ def main():
                       run([sys.executable, "scripts/export_main_model.py", "--show-args", ckpts[a]]).split())
                   for a in args.arms}
     binarized = {} if args.no_finetune else binarize_subsets(args, data, raw)
+    # arms innermost: an interrupted pass has compared every arm on the same runs so far
     runs = [] if args.no_finetune else [
-        (a, t, n, s, lr) for a in args.arms for t in TASKS for n in (300, "all")
-        for s in (args.finetune_seeds if n == 300 else [1]) for lr in args.finetune_lr]
+        (a, t, n, s, lr) for n in (300, "all") for t in TASKS for s in (args.finetune_seeds if n == 300 else [1])
+        for lr in args.finetune_lr for a in args.arms]
     scores = dict(zip(runs, pool.map(lambda r: finetune(r[0], ckpts[r[0]], model_args[r[0]], *r[1:], args, binarized),
                                      runs)))
     cosine = {a: token_state_cosine(ckpts[a], data, random_init=(a == "random")) for a in args.arms}
