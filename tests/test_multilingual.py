@@ -14,6 +14,7 @@ from metro_fairseq.data import (
     LanguageSampledDataset,
     check_language_dictionary,
     find_languages,
+    is_multilingual,
     sampling_probabilities,
     split_language,
 )
@@ -112,6 +113,7 @@ def test_resume_sees_the_same_epoch_as_an_uninterrupted_run():
 
 
 def make_layout(root, langs=("de", "en"), splits=("train", "valid")):
+    root.mkdir(parents=True, exist_ok=True)
     (root / "dict.txt").write_text("a 3\nb 2\n")
     for lang in langs:
         (root / lang).mkdir(parents=True)
@@ -130,6 +132,17 @@ def test_discovery_ignores_stray_directories(tmp_path):
     (root / "half" / "train.bin").write_bytes(b"")  # no .idx: not binarized
     assert find_languages(str(root), "") == (["de", "en"], ["half", "logs", "raw"])
     assert find_languages(str(root), "en") == (["en"], ["de", "half", "logs", "raw"])
+
+
+def test_monolingual_data_stays_monolingual(tmp_path):
+    mono = tmp_path / "mono"
+    mono.mkdir()
+    for name in ("train.bin", "train.idx", "dict.txt"):
+        (mono / name).write_bytes(b"")
+    (mono / "logs").mkdir()
+    assert not is_multilingual(str(mono), "")
+    assert is_multilingual(str(make_layout(tmp_path / "multi")), "")
+    assert is_multilingual(str(mono), "de")  # --languages always means the per-language layout
 
 
 def test_unknown_language_is_one_clear_error(tmp_path):
