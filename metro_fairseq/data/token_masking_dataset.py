@@ -77,6 +77,11 @@ class TokenMaskingDataset(FairseqDataset):
     def size(self, index):
         return self.dataset.sizes[index]
 
+    def ordered_indices(self):
+        # the wrapped dataset's order: a LanguageSampledDataset orders each epoch's draw itself
+        inner = getattr(self.dataset, "ordered_indices", None)
+        return inner() if inner is not None else np.arange(len(self), dtype=np.int64)
+
     @property
     def supports_prefetch(self):
         return getattr(self.dataset, "supports_prefetch", False)

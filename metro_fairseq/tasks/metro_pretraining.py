@@ -1,12 +1,18 @@
 """Task ``metro_pretraining``: blocks of binarized text, ``<s>`` prepended, positions selected for
 the generator. Data is ``fairseq-preprocess --only-source`` output; several shards ``a:b:c`` are
-read round-robin, one per epoch, as fairseq's ``masked_lm`` does."""
+read round-robin, one per epoch, as fairseq's ``masked_lm`` does.
+
+Multilingual data (XLM-R's recipe) is ``DATA/<lang>/<split>.{bin,idx}`` with one shared ``DATA/dict.txt``:
+training draws languages with p_i proportional to n_i ** alpha, redrawn every epoch; ``valid`` is all
+languages together and ``valid_<lang>`` one language (list them in ``--valid-subset``)."""
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import List, Optional
 
 import numpy as np
 from fairseq.data import (
+    ConcatDataset,
     Dictionary,
     PrependTokenDataset,
     SortDataset,
@@ -21,7 +27,16 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.masked_lm import SAMPLE_BREAK_MODE_CHOICES, SHORTEN_METHOD_CHOICES
 from omegaconf import II
 
-from ..data import TokenMaskingDataset, validate_masking_probabilities
+from ..data import (
+    LanguageSampledDataset,
+    TokenMaskingDataset,
+    check_language_dictionary,
+    find_languages,
+    is_multilingual,
+    sampling_probabilities,
+    split_language,
+    validate_masking_probabilities,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +76,18 @@ class MetroPretrainingConfig(FairseqDataclass):
         default="none", metadata={"help": "shorten over-long sequences: none, truncate or random_crop"}
     )
     shorten_data_split_list: str = field(default="", metadata={"help": "splits to shorten (comma-separated)"})
+    languages: str = field(
+        default="",
+        metadata={"help": "multilingual data: comma-separated sub-directories of DATA to train on; default: every "
+                  "sub-directory holding a binarized split (others are ignored and logged)"},
+    )
+    multilang_sampling_alpha: float = field(
+        default=1.0,
+        metadata={"help": "multilingual data: sample language i with p_i proportional to n_i^alpha (n_i its blocks), "
+                  "redrawn every epoch; 1.0 = natural shares, XLM-R uses 0.3"},
+    )
     seed: int = II("common.seed")
+    train_subset: str = II("dataset.train_subset")
 
 
 @register_task("metro_pretraining", dataclass=MetroPretrainingConfig)
@@ -71,10 +97,11 @@ class MetroPretrainingTask(FairseqTask):
     # heads of the objectives switched on here (--clm, --scl-view)
     trains_generator = True
 
-    def __init__(self, cfg: MetroPretrainingConfig, dictionary: Dictionary):
+    def __init__(self, cfg: MetroPretrainingConfig, dictionary: Dictionary, languages: Optional[List[str]] = None):
         super().__init__(cfg)
         self.dictionary = dictionary
         self.mask_idx = dictionary.add_symbol("<mask>")
+        self.languages = languages  # None: monolingual data
 
     @classmethod
     def setup_task(cls, cfg: MetroPretrainingConfig, **kwargs):
@@ -95,18 +122,64 @@ class MetroPretrainingTask(FairseqTask):
         validate_masking_probabilities(cfg.mask_prob, cfg.leave_unmasked_prob, cfg.random_token_prob)
         if not 0.0 < cfg.crop_ratio <= 1.0:
             raise ValueError(f"--crop-ratio {cfg.crop_ratio} must lie in (0, 1] (COCO-LM uses 0.9)")
+        languages = None
+        if is_multilingual(paths[0], cfg.languages):
+            languages, ignored = find_languages(paths[0], cfg.languages)
+            for lang in languages:
+                check_language_dictionary(paths[0], lang)
+            logger.info(f"multilingual data: {len(languages)} languages {','.join(languages)}"
+                        + (f"; ignored directories: {','.join(ignored)}" if ignored else ""))
+        sampling_probabilities([1], cfg.multilang_sampling_alpha)  # validates alpha before any loading
         dictionary = Dictionary.load(dict_path)
         logger.info(f"dictionary: {len(dictionary)} types (before <mask>)")
-        return cls(cfg, dictionary)
+        return cls(cfg, dictionary, languages)
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         paths = [p for p in self.cfg.data.split(":") if p]
         data_path = paths[(epoch - 1) % len(paths)]
+        if self.languages is None:
+            dataset = self._load_blocks(data_path, split, combine)
+        else:
+            dataset = self._load_languages(data_path, split, epoch, combine)
+        masked = TokenMaskingDataset(
+            dataset, self.source_dictionary, self.mask_idx, seed=self.cfg.seed, mask_prob=self.cfg.mask_prob,
+            leave_unmasked_prob=self.cfg.leave_unmasked_prob, random_token_prob=self.cfg.random_token_prob,
+            crop_ratio=self.cfg.crop_ratio if self.cfg.scl_view == "crop" else None,
+        )
+        if isinstance(dataset, LanguageSampledDataset):
+            self.datasets[split] = masked  # orders itself per epoch (sizes change with every draw)
+            return
+        with data_utils.numpy_seed(self.cfg.seed + epoch):
+            shuffle = np.random.permutation(len(masked))
+        self.datasets[split] = SortDataset(masked, sort_order=[shuffle, dataset.sizes])
+
+    def _load_languages(self, data_path: str, split: str, epoch: int, combine: bool):
+        """``valid_de``: one language; ``train``: all, language-sampled; other splits: all, concatenated."""
+        base, lang = split_language(split, self.languages)
+        if lang is not None:
+            return self._load_blocks(os.path.join(data_path, lang), base, combine)
+        per_language = [self._load_blocks(os.path.join(data_path, lang), split, combine) for lang in self.languages]
+        if split != self.cfg.train_subset:
+            return ConcatDataset(per_language)
+        counts = np.array([len(d) for d in per_language])
+        probabilities = sampling_probabilities(counts, self.cfg.multilang_sampling_alpha)
+        dataset = LanguageSampledDataset(per_language, probabilities, seed=self.cfg.seed, epoch=epoch)
+        logger.info(f"{split}: language sampling with alpha {self.cfg.multilang_sampling_alpha}, "
+                    f"{int(counts.sum())} blocks per epoch")
+        logger.info("| language | blocks | natural share | sampled share | sampled blocks per epoch |")
+        for lang, n, p, m in zip(self.languages, counts, counts / counts.sum(), dataset.sampled_counts):
+            logger.info(f"| {lang} | {n} | {p:.4f} | {m / dataset.sampled_counts.sum():.4f} | {m} |")
+        return dataset
+
+    def _load_blocks(self, data_path: str, split: str, combine: bool):
+        """One binarized split as blocks of --tokens-per-sample tokens, ``<s>`` first."""
         split_path = os.path.join(data_path, split)
         dataset = data_utils.load_indexed_dataset(split_path, self.source_dictionary, combine=combine)
         if dataset is None:
             raise FileNotFoundError(
                 f"split {split!r} not found in {data_path} (expected {split_path}.bin/.idx from fairseq-preprocess)"
+                + ("" if self.languages is None else
+                   ": binarize that split for every language or leave the language out of --languages")
             )
         dataset = maybe_shorten_dataset(
             dataset, split, self.cfg.shorten_data_split_list, self.cfg.shorten_method,
@@ -118,7 +191,7 @@ class MetroPretrainingTask(FairseqTask):
             # a sentence longer than a block would form an over-long block of its own
             too_long = int((dataset.sizes > block_size).sum())
             if too_long:
-                logger.warning(f"{split}: truncating {too_long} sentences longer than {block_size} tokens")
+                logger.warning(f"{split_path}: truncating {too_long} sentences longer than {block_size} tokens")
                 dataset = TruncateDataset(dataset, block_size)
         dataset = TokenBlockDataset(
             dataset, dataset.sizes, block_size,
@@ -127,14 +200,7 @@ class MetroPretrainingTask(FairseqTask):
         )
         dataset = PrependTokenDataset(dataset, self.source_dictionary.bos())
         logger.info(f"loaded {len(dataset)} blocks from {split_path}")
-        masked = TokenMaskingDataset(
-            dataset, self.source_dictionary, self.mask_idx, seed=self.cfg.seed, mask_prob=self.cfg.mask_prob,
-            leave_unmasked_prob=self.cfg.leave_unmasked_prob, random_token_prob=self.cfg.random_token_prob,
-            crop_ratio=self.cfg.crop_ratio if self.cfg.scl_view == "crop" else None,
-        )
-        with data_utils.numpy_seed(self.cfg.seed + epoch):
-            shuffle = np.random.permutation(len(masked))
-        self.datasets[split] = SortDataset(masked, sort_order=[shuffle, dataset.sizes])
+        return dataset
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, **kwargs):
         # one RNG stream per batch, keyed by (seed, update, first example): dropout and the
