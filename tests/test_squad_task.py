@@ -88,8 +88,8 @@ def test_finetune_squad_v1_logs_em_f1_and_writes_official_predictions(squad_json
 
 def test_finetune_squad_v2_stand_in_predicts_no_answer(squad_json, wiki_bin, pretrained, tmp_path):
     data = prepare(squad_json, wiki_bin, tmp_path / "bin", ".v2")
-    _, exported = pretrained
-    r = run(squad_cmd(data, exported, tmp_path / "ft", "--version-2-with-negative", "--max-update", "20",
+    pretraining_checkpoint, _ = pretrained  # the generator and GDES delta are dropped on load
+    r = run(squad_cmd(data, pretraining_checkpoint, tmp_path / "ft", "--version-2-with-negative", "--max-update", "20",
                       "--validate-interval-updates", "20", "--null-score-threshold", "-1000"))
     stats = valid_stats(r.stdout + r.stderr)
     predictions = json.loads((tmp_path / "ft" / "predictions.json").read_text())
