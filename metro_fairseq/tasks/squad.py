@@ -115,8 +115,8 @@ class SquadTask(FairseqTask):
 
     def begin_valid_epoch(self, epoch, model):
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-            raise SystemExit("squad: EM/F1 need every window of a question on one worker: validate with one "
-                             "worker (--disable-validation here, then fairseq-train --max-update 0 on one GPU)")
+            raise SystemExit("squad: EM/F1 need every window of a question on one worker: train with "
+                             "--disable-validation on several workers and evaluate the checkpoint on one")
         self.valid_logits, self._scores = {}, None
 
     def valid_step(self, sample, model, criterion):
