@@ -1,5 +1,6 @@
 """Criterion ``squad_span``: extractive QA loss, the mean of the start and end cross-entropies over
 each window's tokens (padding excluded); an unanswerable window's target is ``<s>`` (position 0)."""
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -7,8 +8,6 @@ import torch.nn.functional as F
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
-
-LOG2 = 0.6931471805599453
 
 
 @dataclass
@@ -49,7 +48,7 @@ class SpanQaCriterion(FairseqCriterion):
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
         total = sum(log.get("sample_size", 0) for log in logging_outputs)
-        metrics.log_scalar("loss", sum(log.get("loss", 0) for log in logging_outputs) / total / LOG2, total, round=3)
+        metrics.log_scalar("loss", sum(log.get("loss", 0) for log in logging_outputs) / total / math.log(2), total, round=3)
         for key in ("start", "end"):
             correct = sum(log.get(f"{key}_correct", 0) for log in logging_outputs)
             metrics.log_scalar(f"{key}_acc", correct / total, total, round=3)
