@@ -12,7 +12,8 @@ Arms (same corpus, same main model 4 x 128, same batches and optimizer):
 - roberta: fairseq's own roberta + masked_lm (80/10/10);
 - electra: RTD only (the preset below with task.clm=false);
 - metro: RTD + corrective LM, the CPU-scale preset config/pretraining/metro_cpu_small.yaml;
-- metro_scl (optional): the same plus sequence contrastive learning (crop views).
+- metro_scl (optional): the same plus sequence contrastive learning (crop views);
+- metro_genlr (optional): METRO with the generator at 3x the lr (metro_cpu_small_genlr.yaml).
 Every pretraining arm gets the same analytic training FLOPs (benchmarks/harness.py:training_flops):
 --budget RoBERTa updates' worth, so an arm whose update costs k times RoBERTa's runs budget / k
 updates (its lr schedule ends there). FLOPs, not wall clock, because arms run --jobs at a time on a
@@ -45,7 +46,7 @@ import harness  # noqa: E402
 REPO = harness.REPO
 ENV = dict(os.environ, PYTHONWARNINGS="ignore")
 PRESET_DIR = os.path.join(REPO, "metro_fairseq", "config", "pretraining")
-ARMS = ("random", "roberta", "electra", "metro", "metro_scl")
+ARMS = ("random", "roberta", "electra", "metro", "metro_scl", "metro_genlr")
 TASKS = {"sentiment": "SST-2", "bbc": "BBC"}
 PROBE_SIZES = {"sentiment": ["100", "300", "1000", "3000", "all"], "bbc": ["100", "300", "1000", "all"]}
 
@@ -72,9 +73,19 @@ def load_preset(name):
     return OmegaConf.load(os.path.join(PRESET_DIR, name + ".yaml"))
 
 
+def arm_preset(arm, args):
+    return "metro_cpu_small_genlr" if arm == "metro_genlr" else args.preset
+
+
 def arm_overrides(arm):
-    """The arm's changes to the preset (hydra overrides)."""
-    return {"electra": ["task.clm=false"], "metro": [], "metro_scl": ["task.scl_view=crop"]}[arm]
+    """The arm's changes to its preset (hydra overrides)."""
+    return {"electra": ["task.clm=false"], "metro": [], "metro_scl": ["task.scl_view=crop"], "metro_genlr": []}[arm]
+
+
+def schedule_overrides(preset, updates):
+    """Hydra overrides that end the preset's run and lr schedule at ``updates``."""
+    scheduler = ("optimizer.groups.default.lr_scheduler" if preset.optimizer._name == "composite" else "lr_scheduler")
+    return [f"optimization.max_update={updates}", f"{scheduler}.total_num_update={updates}"]
 
 
 def size_of(preset):
@@ -87,7 +98,8 @@ def size_of(preset):
 def arm_updates(arm, preset, budget, vocab):
     """Updates whose analytic FLOPs equal ``budget`` RoBERTa updates."""
     size = size_of(preset)
-    system = {"roberta": "roberta", "electra": "metro", "metro": "metro: CLM", "metro_scl": "metro: CLM SCL"}[arm]
+    system = {"roberta": "roberta", "electra": "metro", "metro": "metro: CLM", "metro_scl": "metro: CLM SCL",
+              "metro_genlr": "metro: CLM"}[arm]
     if arm == "electra" or not preset.task.clm:
         system = system.replace(" CLM", "")
     per_update = harness.training_flops(system, size, vocab)
@@ -126,10 +138,10 @@ def pretrain(arm, args, preset, data, vocab):
             cmd = [sys.executable, *roberta_flags(preset, data), "--max-update", updates, "--total-num-update",
                    updates, "--save-dir", run_dir, "--log-file", train_log]
         else:
+            name = arm_preset(arm, args)
             cmd = [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", PRESET_DIR, "--config-name",
-                   args.preset, f"task.data={data}", f"checkpoint.save_dir={run_dir}", f"common.log_file={train_log}",
-                   f"optimization.max_update={updates}", f"lr_scheduler.total_num_update={updates}",
-                   "dataset.num_workers=0", *arm_overrides(arm)]
+                   name, f"task.data={data}", f"checkpoint.save_dir={run_dir}", f"common.log_file={train_log}",
+                   *schedule_overrides(load_preset(name), updates), "dataset.num_workers=0", *arm_overrides(arm)]
         run(cmd, threads=args.threads)
     text = open(train_log).read()
     walls = [float(w) for w in re.findall(r"[ ,]wall=([\d.]+)", text)]  # wall clock since the (last) start

@@ -4,7 +4,7 @@ import statistics
 import harness
 
 LABELS = {"random": "random init", "roberta": "RoBERTa masked LM", "electra": "ELECTRA-style (RTD)",
-          "metro": "METRO (RTD + CLM)", "metro_scl": "METRO + SCL"}
+          "metro": "METRO (RTD + CLM)", "metro_scl": "METRO + SCL", "metro_genlr": "METRO, generator lr x3"}
 TASK_NAMES = {"sentiment": "review sentiment", "bbc": "BBC News topics"}
 
 

@@ -106,6 +106,12 @@ class MetroConfig(FairseqDataclass):
                   "layer i of L gets lr * decay^(L + 1 - i), embeddings decay^(L + 1); 1.0 = off. Takes "
                   "effect through fairseq's composite optimizer (see config/finetuning)"},
     )
+    generator_lr_scale: float = field(
+        default=1.0,
+        metadata={"help": "the generator's layers and MLM head train at lr * this scale (the token embeddings it "
+                  "shares with the main model keep lr); 1.0 = off. Takes effect through fairseq's composite "
+                  "optimizer with dynamic_groups (see config/pretraining/metro_cpu_small_genlr.yaml)"},
+    )
     pooler_dropout: float = field(default=0.1, metadata={"help": "dropout in sentence classification heads"})
     pooler_activation_fn: str = field(default="tanh", metadata={"help": "activation of sentence classification heads"})
 
@@ -174,6 +180,8 @@ class MetroModel(BaseFairseqModel):
             self._scale_residual_projections()
         if cfg.layer_lr_decay != 1.0:
             self.apply_layer_lr_decay(cfg.layer_lr_decay)
+        if cfg.generator_lr_scale != 1.0 and with_generator:
+            self.apply_generator_lr_scale(cfg.generator_lr_scale)
 
     def _build_encoder(self, dim, ffn_dim, layers, heads, dropout, attention_dropout, activation_dropout):
         cfg = self.cfg
@@ -218,6 +226,14 @@ class MetroModel(BaseFairseqModel):
         for name, param in self.named_parameters():
             param.param_group = "default"
             param.optim_overrides = {"optimizer": {"lr_scale": decay ** (top - self.layer_depth(name))}}
+
+    def apply_generator_lr_scale(self, scale: float):
+        """Tag the generator-only parameters with an lr scale (and the rest with none) for fairseq's
+        composite optimizer with ``dynamic_groups=true``: two groups, one schedule shape."""
+        for name, param in self.named_parameters():
+            param.param_group = "default"
+            if name.startswith(("generator.", "generator_head.")):
+                param.optim_overrides = {"optimizer": {"lr_scale": scale}}
 
     @staticmethod
     def generator_depth(cfg) -> int:
