@@ -37,10 +37,10 @@ EXPECTED_KEYS = {
 }
 
 
-def hydra_train(preset, data, save_dir, *overrides):
+def hydra_train(preset, data, save_dir, *overrides, run_args=tuple(RUN)):
     cmd = [
         sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", "metro_fairseq/config/pretraining",
-        "--config-name", preset, f"task.data={data}", f"checkpoint.save_dir={save_dir}", *RUN, *overrides,
+        "--config-name", preset, f"task.data={data}", f"checkpoint.save_dir={save_dir}", *run_args, *overrides,
     ]
     result = run(cmd, cwd=REPO)
     return train_logs(result.stdout + result.stderr)
