@@ -48,3 +48,13 @@ def test_genlr_preset_trains_with_two_lrs(wiki_bin, tmp_path):
     lrs = sorted(float(v) for k, v in logs[10].items() if k.startswith("lr_"))
     assert len(lrs) == 2 and math.isclose(lrs[1], 3 * lrs[0], rel_tol=1e-3), logs[10]
 
+
+
+def test_plain_optimizer_is_refused_with_one_line(wiki_bin, tmp_path):
+    from conftest import run
+    from test_end_to_end import train_cmd
+
+    r = run(train_cmd(wiki_bin, tmp_path, 5, "--generator-lr-scale", "3"), check=False)
+    last = (r.stdout + r.stderr).strip().splitlines()[-1]
+    assert r.returncode != 0 and "--generator-lr-scale needs fairseq's composite optimizer" in last, last
+    assert not list(tmp_path.glob("checkpoint*.pt"))

@@ -208,6 +208,9 @@ class MetroPretrainingTask(FairseqTask):
         # workers or accumulation steps, so N workers reproduce --update-freq N on one
         if hasattr(criterion, "set_num_updates"):
             criterion.set_num_updates(update_num)
+        if not getattr(self, "_lr_groups_checked", False):
+            self._lr_groups_checked = True
+            check_lr_groups(model, optimizer)
         seed = (self.cfg.seed * 1_000_003 + update_num * 10_007 + sample.get("rng_key", 0)) % 2**31
         with utils.set_torch_seed(seed):
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad, **kwargs)
@@ -219,3 +222,14 @@ class MetroPretrainingTask(FairseqTask):
     @property
     def target_dictionary(self):
         return self.dictionary
+
+
+def check_lr_groups(model, optimizer):
+    """Per-parameter lr scales (--generator-lr-scale) are tags only fairseq's composite optimizer reads:
+    any other optimizer would train at one lr without a word."""
+    if any(hasattr(p, "optim_overrides") for p in model.parameters()) and not optimizer.supports_groups:
+        raise ValueError(
+            f"--generator-lr-scale needs fairseq's composite optimizer (optimizer._name=composite with "
+            f"dynamic_groups=true, as in config/pretraining/metro_cpu_small_genlr.yaml); with "
+            f"{type(optimizer).__name__} it would have no effect"
+        )
