@@ -187,7 +187,7 @@ def binarize_subsets(args, data, raw):
     binarized = {}
     for task, folder in TASKS.items():
         sentences, labels = read_labelled_tsv(os.path.join(raw, folder, "train.tsv"))
-        for n, seeds in ((300, args.finetune_seeds), ("all", [1])):
+        for n, seeds in [(n, args.finetune_seeds if n == 300 else [1]) for n in args.finetune_sizes]:
             for seed in seeds:
                 name = f"{task}_n{n}_seed{seed}"
                 dest = os.path.join(args.out, "finetune-bin", name)
@@ -256,9 +256,12 @@ def main():
     p.add_argument("--no-finetune", action="store_true", help="report pretraining and probes only")
     p.add_argument("--finetune-lr", nargs="+", default=["3e-4", "1e-3"])
     p.add_argument("--finetune-seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds at n = 300")
+    p.add_argument("--finetune-sizes", nargs="+", default=["300", "all"], choices=["300", "all"],
+                   help="label counts to fine-tune at (300: --finetune-seeds subsets; all: the full set, seed 1)")
     p.add_argument("--min-finetune-updates", type=int, default=300, help="fine-tuning updates at least")
     p.add_argument("--plot", help="PNG (default docs/benchmarks/sample_efficiency[_CORPUS_BUDGET].png)")
     args = p.parse_args()
+    args.finetune_sizes = [300 if n == "300" else n for n in args.finetune_sizes]
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     suffix = "" if (args.corpus, args.budget) == ("wiki", 6200) else f"_{args.corpus.replace('+', '_')}_{args.budget}"
     args.out = args.out or os.path.join(REPO, "outputs", "bench", "sample_efficiency" + suffix)
@@ -298,7 +301,7 @@ def main():
     binarized = {} if args.no_finetune else binarize_subsets(args, data, raw)
     # arms innermost: an interrupted pass has compared every arm on the same runs so far
     runs = [] if args.no_finetune else [
-        (a, t, n, s, lr) for n in (300, "all") for t in TASKS for s in (args.finetune_seeds if n == 300 else [1])
+        (a, t, n, s, lr) for n in args.finetune_sizes for t in TASKS for s in (args.finetune_seeds if n == 300 else [1])
         for lr in args.finetune_lr for a in args.arms]
     scores = dict(zip(runs, pool.map(lambda r: finetune(r[0], ckpts[r[0]], model_args[r[0]], *r[1:], args, binarized),
                                      runs)))

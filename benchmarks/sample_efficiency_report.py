@@ -55,14 +55,19 @@ def report(args, pre, probes, scores, cosine, runs):
             "finetune": {f"{a}/{t}/n{n}": {"median": m, "lr": lr, "runs": v} for (a, t, n), (m, lr, v) in ft.items()}}
 
 
+def finetune_sizes(ft):
+    return [n for n in (300, "all") if any(k[2] == n for k in ft)]
+
+
 def print_finetune_table(arms, tasks, ft):
+    sizes = finetune_sizes(ft)
     print("\n### Fine-tuning (stock sentence_prediction; median at the arm's best lr; runs at that lr)\n")
-    print("| arm | " + " | ".join(f"{TASK_NAMES[t]} n = {n}" for t in tasks for n in (300, "all")) + " |")
-    print("|---" * (1 + 2 * len(tasks)) + "|")
+    print("| arm | " + " | ".join(f"{TASK_NAMES[t]} n = {n}" for t in tasks for n in sizes) + " |")
+    print("|---" * (1 + len(sizes) * len(tasks)) + "|")
     for arm in arms:
         cells = []
         for t in tasks:
-            for n in (300, "all"):
+            for n in sizes:
                 med, lr, vals = ft[arm, t, n]
                 cells.append(f"**{med:.1f}** (lr {lr}; {', '.join(f'{v:.1f}' for v in vals)})")
         print(f"| {LABELS[arm]} | " + " | ".join(cells) + " |")
@@ -91,11 +96,13 @@ def plot(args, arms, tasks, probes, ft):
         ax = axes[1][col]
         width = 0.8 / len(arms)
         for i, arm in enumerate(arms):
-            for j, n in enumerate((300, "all")):
+            for j, n in enumerate(finetune_sizes(ft)):
                 med, _, vals = ft[arm, task, n]
                 ax.bar(j + i * width, med, width, color=f"C{i}", alpha=0.7, label=LABELS[arm] if j == 0 else None)
                 ax.scatter([j + i * width] * len(vals), vals, color="k", s=8)
-        ax.set_xticks([0.4 - width / 2, 1.4 - width / 2], ["n = 300", "all labels"])
+        sizes = finetune_sizes(ft)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))],
+                      ["n = 300" if n == 300 else "all labels" for n in sizes])
         low = min(min(v[2]) for k, v in ft.items() if k[1] == task)
         ax.set_ylim(max(0, low - 5), 100)
         ax.set_ylabel("dev accuracy (%)")
