@@ -3,9 +3,10 @@
 A capitalised name (``Calc``, ``Writer``, ``Draw``) is masked as a word, in CamelCase compounds
 (``StarBasic``, ``LibreOfficeImpress``, ``BasicLibraries``) and in capitals (``BASIC``); its
 lower-case form is an ordinary English word (draw, math, base, basic, chart, writer) that the
-other languages translate, so it stays. ``LibreOffice`` and ``Calc`` are no English words and are
-masked in any case. A name inside a longer lower-case word (``Calculate``, ``Drawing``,
-``Basics``, ``scalc``) is not a name and stays.
+other languages translate, so it stays. ``LibreOffice``, its predecessors (``OpenOffice``,
+``StarOffice``, still named in the help) and ``Calc`` are no English words: masked in any case.
+A name inside a longer lower-case word (``Calculate``, ``Drawing``, ``Basics``, ``scalc``) is not a
+name and stays.
 """
 import re
 
