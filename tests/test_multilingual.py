@@ -9,19 +9,17 @@ import numpy as np
 import pytest
 from fairseq.data import FairseqDataset
 
-from conftest import DOWNLOAD_DIR, run
+from conftest import DOWNLOAD_DIR, HELP_LANGS as LANGS, run
 from metro_fairseq.data import (
     LanguageSampledDataset,
     check_language_dictionary,
+    check_shards,
     find_languages,
     is_multilingual,
     sampling_probabilities,
     split_language,
 )
 from test_end_to_end import last_line, train_cmd, train_logs
-
-LANGS = ("en", "de", "ru")
-
 
 # ---------------------------------------------------------------- sampling, by hand
 
@@ -171,34 +169,6 @@ def test_split_names_with_a_language():
 # ---------------------------------------------------------------- real text, real fairseq runs
 
 
-@pytest.fixture(scope="module")
-def help_text(tmp_path_factory):
-    """LibreOffice Help (Debian packages) in en, de, ru; small slices, ru smallest."""
-    out = tmp_path_factory.mktemp("lo-help")
-    run([sys.executable, "scripts/fetch_libreoffice_help.py", "--langs", ",".join(LANGS),
-         "--outdir", str(out), "--cache-dir", DOWNLOAD_DIR])
-    files = {}
-    for lang in LANGS:
-        for split, lines in (("train", 100 if lang == "ru" else 300), ("valid", 150)):
-            with open(out / f"{lang}.{split}.txt", encoding="utf-8") as f:
-                text = [next(f) for _ in range(lines)]
-            files[lang, split] = out / f"{lang}.{split}.small.txt"
-            files[lang, split].write_text("".join(text), encoding="utf-8")
-    return files
-
-
-@pytest.fixture(scope="module")
-def help_bin(help_text, tmp_path_factory):
-    dest = tmp_path_factory.mktemp("lo-bin")
-    r = run([sys.executable, "scripts/prepare_multilingual_corpus.py",
-             "--train", *[f"{lang}={help_text[lang, 'train']}" for lang in LANGS],
-             "--valid", *[f"{lang}={help_text[lang, 'valid']}" for lang in LANGS],
-             "--alpha", "0.3", "--vocab-size", "1000", "--workers", "1", "--destdir", str(dest)])
-    (dest / "notes").mkdir()  # a stray folder: must not become a language
-    (dest / "notes" / "README.txt").write_text("not a language\n")
-    return dest, r.stdout
-
-
 def test_prepare_reports_fertility_and_samples_with_alpha(help_bin):
     dest, out = help_bin
     assert sorted(os.listdir(dest)) == ["de", "dict.txt", "en", "notes", "ru", "spm.model", "spm.vocab"]
@@ -246,12 +216,16 @@ def mtrain(data, save, max_update, *extra):
                      "--max-valid-steps", "2", *extra)
 
 
+# --clm: the per-language validation metrics must carry the corrective LM's keys too
+RUN_EXTRA = ("--valid-subset", "valid_ru,valid,valid_de,valid_en", "--best-checkpoint-metric", "loss",
+             "--validate-interval-updates", "20", "--clm")
+
+
 @pytest.fixture(scope="module")
 def multilingual_run(help_bin, tmp_path_factory):
     dest, _ = help_bin
     save = tmp_path_factory.mktemp("multi-run")
-    r = run(mtrain(dest, save, 60, "--valid-subset", "valid_ru,valid,valid_de,valid_en",
-                   "--best-checkpoint-metric", "loss", "--validate-interval-updates", "20"))
+    r = run(mtrain(dest, save, 60, *RUN_EXTRA))
     return save, r.stdout + r.stderr
 
 
@@ -277,8 +251,8 @@ def test_run_logs_languages_table_and_per_language_metrics(multilingual_run):
     for subset in ("valid_ru", "valid", "valid_de", "valid_en"):
         stats = valid_stats(log, subset)
         assert [int(s[f"{subset}_num_updates"]) for s in stats] == [20, 30, 40, 60], subset
-        for key in ("loss", "mlm_loss", "rtd_loss", "mlm_acc", "rtd_acc"):
-            assert f"{subset}_{key}" in stats[-1]
+        for key in ("loss", "mlm_loss", "rtd_loss", "mlm_acc", "rtd_acc", "clm_loss", "clm_acc"):
+            assert f"{subset}_{key}" in stats[-1], (subset, key)
         # each language's validation loss falls
         assert float(stats[-1][f"{subset}_mlm_loss"]) < float(stats[0][f"{subset}_mlm_loss"]), subset
     # the first subset (valid_ru) drives --best-checkpoint-metric
@@ -293,19 +267,49 @@ def test_run_logs_languages_table_and_per_language_metrics(multilingual_run):
 def test_multilingual_resume_gives_identical_losses(multilingual_run, help_bin, tmp_path):
     """Epochs are about 22 updates: stopped at 30 and resumed, the run crosses an epoch boundary again."""
     save, log = multilingual_run
-    extra = ("--valid-subset", "valid_ru,valid,valid_de,valid_en", "--best-checkpoint-metric", "loss",
-             "--validate-interval-updates", "20")
     dest, _ = help_bin
-    run(mtrain(dest, tmp_path, 30, *extra))
-    resumed = run(mtrain(dest, tmp_path, 60, *extra))
+    run(mtrain(dest, tmp_path, 30, *RUN_EXTRA))
+    resumed = run(mtrain(dest, tmp_path, 60, *RUN_EXTRA))
     out = resumed.stdout + resumed.stderr
     assert "Loaded checkpoint" in out
     straight, again = train_logs(log), train_logs(out)
     assert sorted(again) == [35, 40, 45, 50, 55, 60]
     assert "end of epoch 2 " in log  # resumed in epoch 2, so the resumed part redraws epochs 2 and 3
     for step in again:
-        for key in ("loss", "mlm_loss", "rtd_loss", "rtd_acc", "gnorm"):
+        for key in ("loss", "mlm_loss", "rtd_loss", "clm_loss", "rtd_acc", "gnorm"):
             assert again[step][key] == straight[step][key], (step, key)
+
+
+def test_shards_are_read_one_per_epoch(help_bin, tmp_path):
+    """DATA1:DATA2, each DATA/<lang>/: epoch 1 reads the first shard, epoch 2 the second. The second
+    shard here holds ru's text as de and de's as ru, so the switch shows in the block counts."""
+    dest, _ = help_bin
+    second = tmp_path / "shard2"
+    second.mkdir()
+    for lang, source in (("en", "en"), ("de", "ru"), ("ru", "de")):
+        (second / lang).symlink_to(dest / source, target_is_directory=True)
+    r = run(mtrain(f"{dest}:{second}", tmp_path / "save", 30, "--disable-validation"))
+    log = r.stdout + r.stderr
+    loaded = {}
+    for line in log.splitlines():
+        if "INFO | metro_fairseq.tasks.metro_pretraining | loaded " in line:
+            n, path = line.split("| loaded ")[1].split(" blocks from ")
+            loaded[path.strip()] = int(n)
+    first = {lang: loaded[f"{dest}/{lang}/train"] for lang in LANGS}
+    assert first["de"] != first["ru"]
+    assert loaded[f"{second}/de/train"] == first["ru"] and loaded[f"{second}/ru/train"] == first["de"]
+    assert "end of epoch 1 " in log  # 30 updates reach epoch 2
+    assert sorted(train_logs(log)) == [5, 10, 15, 20, 25, 30]
+
+
+def test_shards_must_hold_every_language_with_the_shared_dictionary(tmp_path):
+    first, second = make_layout(tmp_path / "a"), make_layout(tmp_path / "b", langs=("de",))
+    with pytest.raises(FileNotFoundError, match=r"shard .*b lacks language\(s\) en of the first shard .*a: binarize"):
+        check_shards([str(first), str(second)], ["de", "en"])
+    check_shards([str(first), str(second)], ["de"])
+    (second / "de" / "dict.txt").write_text("a 3\nz 2\n")
+    with pytest.raises(ValueError, match=r"b/de/dict.txt differs from .*a/dict.txt"):
+        check_shards([str(first), str(second)], ["de"])
 
 
 def test_clm_and_scl_train_on_multilingual_data(help_bin, tmp_path):
@@ -322,6 +326,7 @@ def test_clm_and_scl_train_on_multilingual_data(help_bin, tmp_path):
         ("unknown_language", "--languages lists fr but"),
         ("other_dict", "de/dict.txt differs from"),
         ("alpha", "--multilang-sampling-alpha 1.5 must lie in [0, 1]"),
+        ("shard", "lacks language(s) ru of the first shard"),
     ],
 )
 def test_bad_multilingual_input_fails_with_one_line(case, expected, help_bin, tmp_path):
@@ -339,6 +344,10 @@ def test_bad_multilingual_input_fails_with_one_line(case, expected, help_bin, tm
             f.write("extra 1\n")
     elif case == "alpha":
         extra = ["--multilang-sampling-alpha", "1.5"]
+    elif case == "shard":
+        shutil.copytree(dest, tmp_path / "shard2")
+        shutil.rmtree(tmp_path / "shard2" / "ru")
+        data = f"{data}:{tmp_path / 'shard2'}"
     r = run(train_cmd(data, tmp_path / "save", 5, *extra), check=False)
     assert r.returncode != 0
     assert expected in last_line(r), last_line(r)

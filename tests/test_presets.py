@@ -34,16 +34,18 @@ EXPECTED_KEYS = {
     "debertav3_base": set(),
     "metro_cpu_small": {"clm_loss", "clm_acc"},
     "vega_phase2": {"scl_loss", "scl_acc"},
+    "metro_multilingual_base": {"clm_loss", "clm_acc"},
 }
 
 
-def hydra_train(preset, data, save_dir, *overrides, run_args=tuple(RUN)):
+def hydra_train(preset, data, save_dir, *overrides, output=False, run_args=tuple(RUN)):
     cmd = [
         sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", "metro_fairseq/config/pretraining",
         "--config-name", preset, f"task.data={data}", f"checkpoint.save_dir={save_dir}", *run_args, *overrides,
     ]
     result = run(cmd, cwd=REPO)
-    return train_logs(result.stdout + result.stderr)
+    logs = train_logs(result.stdout + result.stderr)
+    return (logs, result.stdout + result.stderr) if output else logs
 
 
 def check_falls(logs, preset):
@@ -69,3 +71,12 @@ def test_vega_phase2_continues_from_phase1(wiki_bin, tmp_path):
         "model.encoder_attention_heads=4", "model.generator_layers=1", "model.relative_position_buckets=32",
     )
     check_falls(logs, "vega_phase2")
+
+
+def test_multilingual_preset_trains_on_real_languages(help_bin, tmp_path):
+    """LibreOffice Help in en, de, ru (the session's multilingual fixture), languages sampled at alpha 0.3."""
+    dest, _ = help_bin
+    logs, out = hydra_train("metro_multilingual_base", dest, tmp_path, *TINY, output=True)
+    check_falls(logs, "metro_multilingual_base")
+    assert "multilingual data: 3 languages de,en,ru; ignored directories: notes" in out
+    assert "train: language sampling with alpha 0.3" in out

@@ -1,4 +1,4 @@
-from .language_layout import check_language_dictionary, find_languages, is_multilingual, split_language
+from .language_layout import check_language_dictionary, check_shards, find_languages, is_multilingual, split_language
 from .language_probabilities import sampling_probabilities
 from .language_sampling import LanguageSampledDataset
 from .token_masking_dataset import TokenMaskingDataset, validate_masking_probabilities
@@ -7,6 +7,7 @@ __all__ = [
     "LanguageSampledDataset",
     "TokenMaskingDataset",
     "check_language_dictionary",
+    "check_shards",
     "find_languages",
     "is_multilingual",
     "sampling_probabilities",

@@ -52,18 +52,35 @@ def split_language(split: str, languages: List[str]) -> Tuple[str, Optional[str]
     return split[: -len(lang) - 1], lang
 
 
-def check_language_dictionary(data_path: str, lang: str):
-    """A per-language dict.txt (fairseq-preprocess copies --srcdict there) must equal the shared one."""
+def _symbols(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.split(" ")[0] for line in f if line.strip()]
+
+
+def check_language_dictionary(data_path: str, lang: str, shared_dir: Optional[str] = None):
+    """A per-language dict.txt (fairseq-preprocess copies --srcdict there) must equal the shared one,
+    ``shared_dir/dict.txt`` (default: ``data_path``'s)."""
     own = os.path.join(data_path, lang, "dict.txt")
     if not os.path.isfile(own):
         return
-
-    def symbols(path):
-        with open(path, encoding="utf-8") as f:
-            return [line.split(" ")[0] for line in f if line.strip()]
-
-    if symbols(own) != symbols(os.path.join(data_path, "dict.txt")):
+    shared_dir = shared_dir or data_path
+    if _symbols(own) != _symbols(os.path.join(shared_dir, "dict.txt")):
         raise ValueError(
-            f"{own} differs from {data_path}/dict.txt: every language must share one vocabulary; "
-            f"binarize {lang} with fairseq-preprocess --srcdict {data_path}/dict.txt (or scripts/prepare_multilingual_corpus.py)"
+            f"{own} differs from {shared_dir}/dict.txt: every language must share one vocabulary; "
+            f"binarize {lang} with fairseq-preprocess --srcdict {shared_dir}/dict.txt (or scripts/prepare_multilingual_corpus.py)"
         )
+
+
+def check_shards(paths: List[str], languages: List[str]):
+    """Every shard ``DATA1:DATA2:...`` (one per epoch, as fairseq's masked_lm reads them) must hold
+    every language of the first, which fixes the languages and the dictionary, binarized with that
+    dictionary where its dict.txt copy says so; found at setup, not when an epoch reaches the shard."""
+    for path in paths[1:]:
+        missing = [lang for lang in languages if not os.path.isdir(os.path.join(path, lang))]
+        if missing:
+            raise FileNotFoundError(
+                f"shard {path} lacks language(s) {','.join(missing)} of the first shard {paths[0]}: binarize them "
+                f"into {path}/<lang>/ with --srcdict {paths[0]}/dict.txt, or leave them out with --languages"
+            )
+        for lang in languages:
+            check_language_dictionary(path, lang, shared_dir=paths[0])

@@ -4,7 +4,8 @@ read round-robin, one per epoch, as fairseq's ``masked_lm`` does.
 
 Multilingual data (XLM-R's recipe) is ``DATA/<lang>/<split>.{bin,idx}`` with one shared ``DATA/dict.txt``:
 training draws languages with p_i proportional to n_i ** alpha, redrawn every epoch; ``valid`` is all
-languages together and ``valid_<lang>`` one language (list them in ``--valid-subset``)."""
+languages together and ``valid_<lang>`` one language (list them in ``--valid-subset``). Shards
+``DATA1:DATA2`` each hold that layout; the first fixes the languages, the dictionary and validation."""
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from ..data import (
     LanguageSampledDataset,
     TokenMaskingDataset,
     check_language_dictionary,
+    check_shards,
     find_languages,
     is_multilingual,
     sampling_probabilities,
@@ -127,6 +129,7 @@ class MetroPretrainingTask(FairseqTask):
             languages, ignored = find_languages(paths[0], cfg.languages)
             for lang in languages:
                 check_language_dictionary(paths[0], lang)
+            check_shards(paths, languages)
             logger.info(f"multilingual data: {len(languages)} languages {','.join(languages)}"
                         + (f"; ignored directories: {','.join(ignored)}" if ignored else ""))
         sampling_probabilities([1], cfg.multilang_sampling_alpha)  # validates alpha before any loading
