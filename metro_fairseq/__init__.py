@@ -2,8 +2,8 @@
 
 fairseq auto-imports only ``models/`` and ``tasks/`` of a user dir and only through
 ``--user-dir``; importing everything here registers the plugin on a plain ``import metro_fairseq`` too.
-Importing it also installs the crash-consistency shims on fairseq's checkpoint code (README,
-"Crash consistency"): atomic checkpoint writes, safe checkpoint reading, resume recovery.
+Importing it also installs small shims on fairseq (README, "Crash consistency"): atomic checkpoint
+writes, safe checkpoint reading, resume recovery, and input checks for ``sentence_prediction``.
 """
 from .checkpoint_compat import register_checkpoint_safe_globals
 
@@ -17,4 +17,6 @@ checkpoint_recovery.install()
 
 from . import criterions  # noqa: E402,F401
 from .models import metro  # noqa: E402,F401
-from .tasks import metro_pretraining, squad  # noqa: E402,F401
+from .tasks import metro_pretraining, sentence_prediction_checks, squad  # noqa: E402,F401
+
+sentence_prediction_checks.install()

@@ -33,6 +33,17 @@ def check_text(path: str, what: str) -> int:
     return words
 
 
+def load_sentencepiece(path: str, fail=fail):
+    """The SentencePiece model at ``path``, or one line naming it (before anything is written)."""
+    import sentencepiece as spm
+
+    try:
+        return spm.SentencePieceProcessor(model_file=path)
+    except (OSError, RuntimeError) as e:
+        fail(f"--spm-model {path} is not a SentencePiece model ({e}): give the spm.model that "
+             "scripts/prepare_corpus.py wrote next to the pretraining data")
+
+
 def train_sentencepiece(train: str, prefix: str, vocab_size: int, model_type: str, max_sentences: int):
     import sentencepiece as spm
 
@@ -95,11 +106,13 @@ def main(argv=None):
     train_words = check_text(args.train, "training")
     valid_words = check_text(args.valid, "validation")
     log(f"training text: {train_words:,} words; validation text: {valid_words:,} words")
-    os.makedirs(args.destdir, exist_ok=True)
-    prefix = os.path.join(args.destdir, "spm")
     if args.spm_model:
         if not os.path.isfile(args.spm_model):
             fail(f"--spm-model {args.spm_model} does not exist")
+        load_sentencepiece(args.spm_model)
+    os.makedirs(args.destdir, exist_ok=True)
+    prefix = os.path.join(args.destdir, "spm")
+    if args.spm_model:
         prefix = args.spm_model[: -len(".model")] if args.spm_model.endswith(".model") else args.spm_model
     else:
         log(f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")
