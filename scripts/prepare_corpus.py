@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+from sentencepiece_model import load_sentencepiece
+
 
 def fail(message: str):
     sys.exit(f"prepare_corpus: error: {message}")
@@ -31,17 +33,6 @@ def check_text(path: str, what: str) -> int:
     if words == 0:
         fail(f"{what} file {path} is empty or only whitespace: give it text, one sentence per line")
     return words
-
-
-def load_sentencepiece(path: str, fail=fail):
-    """The SentencePiece model at ``path``, or one line naming it (before anything is written)."""
-    import sentencepiece as spm
-
-    try:
-        return spm.SentencePieceProcessor(model_file=path)
-    except (OSError, RuntimeError) as e:
-        fail(f"--spm-model {path} is not a SentencePiece model ({e}): give the spm.model that "
-             "scripts/prepare_corpus.py wrote next to the pretraining data")
 
 
 def train_sentencepiece(train: str, prefix: str, vocab_size: int, model_type: str, max_sentences: int):
@@ -109,7 +100,7 @@ def main(argv=None):
     if args.spm_model:
         if not os.path.isfile(args.spm_model):
             fail(f"--spm-model {args.spm_model} does not exist")
-        load_sentencepiece(args.spm_model)
+        load_sentencepiece(args.spm_model, fail)
     os.makedirs(args.destdir, exist_ok=True)
     prefix = os.path.join(args.destdir, "spm")
     if args.spm_model:

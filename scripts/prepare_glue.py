@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from prepare_corpus import load_sentencepiece
+from sentencepiece_model import load_sentencepiece
 
 # per task: folder, header row?, input columns, label column, {split: file}
 TASKS = {

@@ -12,9 +12,10 @@ import os
 import numpy as np
 from fairseq.tasks.sentence_prediction import SentencePredictionTask
 
-from ..data import check_binarized_splits, load_dictionary, read_tokens
+from ..data import check_binarized_splits, check_dictionary, read_tokens
 
 _fairseq_load_dataset = SentencePredictionTask.load_dataset
+_fairseq_load_dictionary = SentencePredictionTask.load_dictionary.__func__  # adds <mask> after loading
 
 
 def check_labels(label_prefix: str, label_dictionary, num_classes: int) -> None:
@@ -22,7 +23,9 @@ def check_labels(label_prefix: str, label_dictionary, num_classes: int) -> None:
     labels = tokens[tokens != label_dictionary.eos()].astype(np.int64)
     classes = labels - label_dictionary.nspecial
     dict_path = os.path.join(os.path.dirname(label_prefix), "dict.txt")
-    missing = (classes < 0) | (labels >= len(label_dictionary))
+    # fairseq's loader appends <mask> to the label dictionary too: an index there is no label of dict.txt
+    mask = label_dictionary.index("<mask>") if "<mask>" in label_dictionary else -1
+    missing = (classes < 0) | (labels >= len(label_dictionary)) | (labels == mask)
     if missing.any():
         raise ValueError(
             f"{label_prefix}.bin holds {int(missing.sum())} labels missing from {dict_path} (first at example "
@@ -44,6 +47,11 @@ def load_dataset(self, split, combine=False, **kwargs):
     return _fairseq_load_dataset(self, split, combine=combine, **kwargs)
 
 
+def load_dictionary(cls, filename):
+    check_dictionary(filename)
+    return _fairseq_load_dictionary(cls, filename)
+
+
 def install() -> None:
     SentencePredictionTask.load_dataset = load_dataset
-    SentencePredictionTask.load_dictionary = classmethod(lambda cls, filename: load_dictionary(filename))
+    SentencePredictionTask.load_dictionary = classmethod(load_dictionary)
