@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's metro_fairseq
+
 # options that only shape pretraining: fine-tuning needs none of them
 PRETRAINING_ONLY_OPTIONS = {
     "_name", "generator_layers", "generator_embed_dim", "generator_ffn_embed_dim", "generator_attention_heads",

@@ -217,7 +217,7 @@ def test_finetuning_labels_missing_from_the_label_dictionary_are_refused(case, e
     assert ("binarize the labels" in message) or ("raise --num-classes" in message)
 
 
-def test_finetuning_data_that_is_whole_loads_and_a_bad_dict_line_is_named(tmp_path):
+def test_finetuning_data_whole_loads_a_cut_shard_and_a_bad_dict_line_do_not(tmp_path):
     import metro_fairseq  # noqa: F401
 
     data = glue_dir(tmp_path / "data", ["entailment", "not_entailment"], [4, 5])
@@ -225,6 +225,10 @@ def test_finetuning_data_that_is_whole_loads_and_a_bad_dict_line_is_named(tmp_pa
     task = SentencePredictionTask.setup_task(cfg)
     task.load_dataset("valid")
     assert len(task.datasets["valid"]) == 2
+    cut(data / "input0" / "train.bin", -2)
+    with pytest.raises(ValueError, match="input0/train.bin is truncated or from another binarization") as e:
+        task.load_dataset("train")
+    one_line(e)
     (data / "label" / "dict.txt").write_text("entailment 1\nentailment 1\n")
     with pytest.raises(ValueError, match=r"label/dict.txt:2: 'entailment' is listed twice \(also line 1\)") as e:
         finetuning_task(data)
