@@ -3,7 +3,8 @@
 fairseq resumes only from ``SAVE_DIR/checkpoint_last.pt``: a truncated one (a kill while an older
 fairseq copied it, a full disk) stops every restart, and a missing one (a kill between the first
 numbered save and its copy) silently restarts from scratch. ``install()`` (run when the plugin is
-imported) wraps ``checkpoint_utils.load_checkpoint``: with the default ``--restore-file``, it checks
+imported) wraps ``checkpoint_utils.load_checkpoint``: with the default ``--restore-file`` (and
+without ``--no-last-checkpoints``, which means a run never resumes), it checks
 ``checkpoint_last.pt`` and, if that cannot be used, resumes from the readable checkpoint of the
 save directory with the most updates, logging one line naming the file skipped and the one used.
 If checkpoints exist but none is readable it stops instead of starting over. It also removes
@@ -98,7 +99,8 @@ _fairseq_load_checkpoint = checkpoint_utils.load_checkpoint
 
 def load_checkpoint(cfg, trainer, **passthrough_args):
     chosen = None
-    if cfg.restore_file == DEFAULT_RESTORE:
+    # --no-last-checkpoints (the fine-tuning configs) means "never resume": fairseq's rule stands
+    if cfg.restore_file == DEFAULT_RESTORE and not getattr(cfg, "no_last_checkpoints", False):
         chosen = resume_checkpoint(cfg.save_dir, trainer.checkpoint_suffix or "")
     if chosen is None:
         return _fairseq_load_checkpoint(cfg, trainer, **passthrough_args)

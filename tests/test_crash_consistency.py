@@ -129,6 +129,29 @@ def test_recovery_keeps_a_readable_last_and_refuses_to_start_over(tmp_path):
         resume_checkpoint(str(tmp_path))
 
 
+def test_recovery_only_replaces_the_default_restore_file(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from fairseq.dataclass.configs import CheckpointConfig
+    import metro_fairseq.checkpoint_recovery as recovery
+
+    assert checkpoint_utils.load_checkpoint is recovery.load_checkpoint
+    seen = []
+    monkeypatch.setattr(recovery, "_fairseq_load_checkpoint",
+                        lambda cfg, trainer, **kw: seen.append((cfg.restore_file, cfg.finetune_from_model)))
+    fake_checkpoint(tmp_path / "checkpoint_1_6.pt", 6)  # checkpoint_last.pt never got written
+    cfg = CheckpointConfig(save_dir=str(tmp_path), finetune_from_model="pretrained.pt")
+    trainer = SimpleNamespace(checkpoint_suffix="")
+    recovery.load_checkpoint(cfg, trainer)  # resumed, not re-initialised from the pretrained model
+    assert seen[-1] == (str(tmp_path / "checkpoint_1_6.pt"), None)
+    assert (cfg.restore_file, cfg.finetune_from_model) == ("checkpoint_last.pt", "pretrained.pt")  # put back
+    cfg.no_last_checkpoints = True  # the fine-tuning configs: never resume
+    recovery.load_checkpoint(cfg, trainer)
+    cfg.no_last_checkpoints, cfg.restore_file = False, "other.pt"
+    recovery.load_checkpoint(cfg, trainer)
+    assert seen[1:] == [("checkpoint_last.pt", "pretrained.pt"), ("other.pt", "pretrained.pt")]
+
+
 # -- soak ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -271,7 +294,7 @@ def test_soak_through_the_sweep_requeue_path(wiki_bin, uninterrupted, tmp_path, 
         deadline = time.time() + 300
         while not done():
             assert time.time() < deadline and job.get_info()["jobState"] == "RUNNING", f"{what}: {job.stdout()}"
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     def stdout():
         return job.stdout() or ""
