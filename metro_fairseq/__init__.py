@@ -2,11 +2,21 @@
 
 fairseq auto-imports only ``models/`` and ``tasks/`` of a user dir and only through
 ``--user-dir``; importing everything here registers the plugin on a plain ``import metro_fairseq`` too.
+Importing it also installs small shims on fairseq (README, "Crash consistency"): atomic checkpoint
+writes, safe checkpoint reading, resume recovery, and input checks for ``sentence_prediction``.
 """
 from .checkpoint_compat import register_checkpoint_safe_globals
 
 register_checkpoint_safe_globals()
 
+from . import atomic_checkpoint, checkpoint_file, checkpoint_recovery  # noqa: E402
+
+atomic_checkpoint.install()
+checkpoint_file.install()
+checkpoint_recovery.install()
+
 from . import criterions  # noqa: E402,F401
 from .models import metro  # noqa: E402,F401
-from .tasks import metro_pretraining, squad  # noqa: E402,F401
+from .tasks import metro_pretraining, sentence_prediction_checks, squad  # noqa: E402,F401
+
+sentence_prediction_checks.install()

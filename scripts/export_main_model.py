@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's metro_fairseq
+
 # options that only shape pretraining: fine-tuning needs none of them
 PRETRAINING_ONLY_OPTIONS = {
     "_name", "generator_layers", "generator_embed_dim", "generator_ffn_embed_dim", "generator_attention_heads",
@@ -25,10 +27,14 @@ PRETRAINING_ONLY_OPTIONS = {
 def load(path):
     import metro_fairseq  # noqa: F401  (safe globals for the weights-only loader)
     from fairseq import checkpoint_utils
+    from metro_fairseq.checkpoint_file import CheckpointError
 
     if not os.path.isfile(path):
         sys.exit(f"export_main_model: error: checkpoint {path} does not exist")
-    state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    except CheckpointError as e:  # truncated, foreign or code-carrying: one line, nothing written
+        sys.exit(f"export_main_model: error: {e}")
     model_cfg = (state.get("cfg") or {}).get("model") or {}
     if not str(model_cfg.get("_name", "")).startswith("metro"):
         sys.exit(f"export_main_model: error: {path} is not a metro checkpoint (model {model_cfg.get('_name')!r})")

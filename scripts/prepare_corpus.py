@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+from sentencepiece_model import load_sentencepiece
+
 
 def fail(message: str):
     sys.exit(f"prepare_corpus: error: {message}")
@@ -95,11 +97,13 @@ def main(argv=None):
     train_words = check_text(args.train, "training")
     valid_words = check_text(args.valid, "validation")
     log(f"training text: {train_words:,} words; validation text: {valid_words:,} words")
-    os.makedirs(args.destdir, exist_ok=True)
-    prefix = os.path.join(args.destdir, "spm")
     if args.spm_model:
         if not os.path.isfile(args.spm_model):
             fail(f"--spm-model {args.spm_model} does not exist")
+        load_sentencepiece(args.spm_model, fail)
+    os.makedirs(args.destdir, exist_ok=True)
+    prefix = os.path.join(args.destdir, "spm")
+    if args.spm_model:
         prefix = args.spm_model[: -len(".model")] if args.spm_model.endswith(".model") else args.spm_model
     else:
         log(f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 
+from sentencepiece_model import load_sentencepiece
+
 # per task: folder, header row?, input columns, label column, {split: file}
 TASKS = {
     "CoLA": ("CoLA", False, [3], 1, {"train": "train.tsv", "valid": "dev.tsv"}),
@@ -116,9 +118,7 @@ def main(argv=None):
     tasks = args.tasks or [t for t, spec in TASKS.items() if os.path.isdir(os.path.join(args.glue_dir, spec[0]))]
     if not tasks:
         fail(f"no GLUE task folder ({', '.join(TASKS)}) in {args.glue_dir}")
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=args.spm_model)
+    sp = load_sentencepiece(args.spm_model, fail)
     for task in tasks:
         prepare_task(task, args, sp)
 

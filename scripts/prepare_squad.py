@@ -15,6 +15,8 @@ import os
 import shutil
 import sys
 
+from sentencepiece_model import load_sentencepiece
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -147,13 +149,9 @@ def main(argv=None):
         fail("need --max-query-length >= 1, --doc-stride >= 1 and --max-length >= --max-query-length + 5")
     splits = {"train": load_squad(args.train, "--train"), "valid": load_squad(args.valid, "--valid")}
 
-    import sentencepiece as spm
+    sp = load_sentencepiece(args.spm_model, fail)
     from fairseq.data import Dictionary
 
-    try:
-        sp = spm.SentencePieceProcessor(model_file=args.spm_model)
-    except (OSError, RuntimeError) as e:
-        fail(f"--spm-model {args.spm_model} is not a SentencePiece model ({e})")
     try:
         dictionary = Dictionary.load(args.dict)
     except (ValueError, RuntimeError) as e:

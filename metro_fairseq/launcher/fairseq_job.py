@@ -2,8 +2,9 @@
 
 On SLURM (and submitit's local executor) a job that is preempted or reaches its time limit gets
 a signal first; submitit then calls ``checkpoint``, which stops fairseq and hands back the same
-job to requeue. fairseq's own resume logic (``checkpoint_last.pt`` in the save dir) continues the
-run, so a requeued job repeats no finished update.
+job to requeue. fairseq's resume logic (``checkpoint_last.pt`` in the save dir, or the newest
+readable checkpoint there if that file is unusable: ``metro_fairseq/checkpoint_recovery.py``)
+continues the run, so a requeued job repeats no update saved before the signal.
 """
 import os
 import shutil
@@ -26,19 +27,17 @@ def finished_checkpoint(run_dir: str) -> Optional[str]:
     with open(log, encoding="utf-8", errors="replace") as f:
         if "done training" not in f.read():
             return None
-    from fairseq import checkpoint_utils
-
-    import metro_fairseq  # noqa: F401  (safe-globals registration for the loader)
+    from metro_fairseq.checkpoint_file import CheckpointError, read_checkpoint
 
     for name in CHECKPOINTS:
         path = os.path.join(run_dir, name)
         if not os.path.exists(path):
             continue
         try:
-            state = checkpoint_utils.load_checkpoint_to_cpu(path)
-        except Exception:  # a truncated or foreign file: the run must be redone
+            read_checkpoint(path)
+        except CheckpointError:  # a truncated or foreign file: the run must be redone
             return None
-        return path if "model" in state else None
+        return path
     return None
 
 
@@ -75,14 +74,15 @@ class FairseqJob(submitit.helpers.Checkpointable):
         return self.run_dir
 
     def checkpoint(self, *args, **kwargs):
-        # fairseq saved checkpoint_last.pt at its last --save-interval-updates; stop it and requeue
+        # fairseq saved a checkpoint at its last --save-interval-updates; stop it and requeue (SIGTERM
+        # kills it at once, mid-write too: checkpoint files are atomic, atomic_checkpoint.py)
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
             try:
                 self._process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self._process.kill()
-        print(f"requeueing {self.run_dir}: it resumes from {self.run_dir}/checkpoint_last.pt", flush=True)
+        print(f"requeueing {self.run_dir}: it resumes from its newest readable checkpoint", flush=True)
         return submitit.helpers.DelayedSubmission(FairseqJob(self.command, self.run_dir, self.workdir))
 
     def __getstate__(self):

@@ -31,10 +31,12 @@ from omegaconf import II
 from ..data import (
     LanguageSampledDataset,
     TokenMaskingDataset,
+    check_binarized_splits,
     check_language_dictionary,
     check_shards,
     find_languages,
     is_multilingual,
+    load_dictionary,
     sampling_probabilities,
     split_language,
     validate_masking_probabilities,
@@ -133,7 +135,11 @@ class MetroPretrainingTask(FairseqTask):
             logger.info(f"multilingual data: {len(languages)} languages {','.join(languages)}"
                         + (f"; ignored directories: {','.join(ignored)}" if ignored else ""))
         sampling_probabilities([1], cfg.multilang_sampling_alpha)  # validates alpha before any loading
-        dictionary = Dictionary.load(dict_path)
+        dictionary = load_dictionary(dict_path)
+        # every shard's training split now, not when its epoch comes (checkpoints of earlier epochs exist by then)
+        for path in paths:
+            for lang in languages or [""]:
+                check_binarized_splits(os.path.join(path, lang, cfg.train_subset))
         logger.info(f"dictionary: {len(dictionary)} types (before <mask>)")
         return cls(cfg, dictionary, languages)
 
@@ -177,6 +183,7 @@ class MetroPretrainingTask(FairseqTask):
     def _load_blocks(self, data_path: str, split: str, combine: bool):
         """One binarized split as blocks of --tokens-per-sample tokens, ``<s>`` first."""
         split_path = os.path.join(data_path, split)
+        check_binarized_splits(split_path)
         dataset = data_utils.load_indexed_dataset(split_path, self.source_dictionary, combine=combine)
         if dataset is None:
             raise FileNotFoundError(

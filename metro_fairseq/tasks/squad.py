@@ -30,6 +30,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
+from ..data import check_binarized_splits, load_dictionary
 from ..evaluation.squad_metrics import decode_question, evaluate_predictions
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class SquadTask(FairseqTask):
         path = os.path.join(cfg.data, "dict.txt")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} is missing: --data must be a scripts/prepare_squad.py output folder")
-        dictionary = Dictionary.load(path)
+        dictionary = load_dictionary(path)
         dictionary.add_symbol("<mask>")  # as sentence_prediction: the pretraining vocabulary ends with it
         return cls(cfg, dictionary)
 
@@ -75,6 +76,7 @@ class SquadTask(FairseqTask):
         prefix = os.path.join(self.cfg.data, split)
         if not os.path.isfile(prefix + ".windows.jsonl"):
             raise FileNotFoundError(f"{prefix}.windows.jsonl is missing: run scripts/prepare_squad.py for this split")
+        check_binarized_splits(prefix + ".input")
         tokens = data_utils.load_indexed_dataset(prefix + ".input", self.dictionary, combine=combine)
         with open(prefix + ".windows.jsonl", encoding="utf-8") as f:
             windows = [json.loads(line) for line in f]
