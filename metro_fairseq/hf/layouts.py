@@ -48,7 +48,7 @@ MPNET_BUCKETS, MPNET_MAX_DISTANCE = 32, 128  # hard-coded in transformers' MPNet
 def choose_family(cfg, classifier_activation: str = "tanh") -> tuple:
     """(family name, why) for a MetroConfig-like ``cfg``."""
     buckets, distance = cfg.relative_position_buckets, cfg.relative_position_max_distance
-    if getattr(cfg, "attention_type", "standard") == "disentangled":
+    if str(getattr(cfg, "attention_type", "standard")) == "disentangled":
         if not cfg.encoder_normalize_before:
             return "deberta_v2", "Post-LN disentangled attention is exactly DeBERTa-v2 with v3's settings"
         return "metro", (
@@ -85,8 +85,8 @@ def hf_config(transformers, family: str, cfg, vocab_size: int, num_labels: int, 
             max_position_embeddings=cfg.max_positions, normalize_before=cfg.encoder_normalize_before,
             relative_position_buckets=cfg.relative_position_buckets,
             relative_position_max_distance=cfg.relative_position_max_distance,
-            attention_type=getattr(cfg, "attention_type", "standard"), position_buckets=cfg.position_buckets,
-            max_relative_positions=cfg.max_relative_positions, pos_att_type=cfg.pos_att_type,
+            attention_type=str(getattr(cfg, "attention_type", "standard")), position_buckets=cfg.position_buckets,
+            max_relative_positions=cfg.max_relative_positions, pos_att_type=str(cfg.pos_att_type),
             activation_dropout=cfg.activation_dropout, classifier_activation=cfg.pooler_activation_fn,
             classifier_dropout=pooler_dropout, **common,
         )

@@ -22,6 +22,7 @@ class DisentangledSelfAttention(SelfAttention):
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float, position_dropout: float, pos_att_type: str):
         super().__init__(embed_dim, num_heads, dropout)
+        pos_att_type = str(pos_att_type)  # hydra hands over fairseq's ChoiceEnum member
         if pos_att_type not in POS_ATT_TYPES:
             raise ValueError(f"--pos-att-type {pos_att_type!r} is not one of {', '.join(POS_ATT_TYPES)}")
         self.c2p = "c2p" in pos_att_type
