@@ -49,14 +49,17 @@ class DisentangledSelfAttention(SelfAttention):
             .unbind(0)
         )
         index = rel_index.expand(bsz, heads, seq_len, seq_len)
-        scores = []
+        bias = None
         if self.c2p:  # query i against the position of key j relative to it
-            scores.append(torch.gather(q @ pos_k, -1, index))
+            bias = torch.gather(q @ pos_k, -1, index)
         if self.p2c:  # key j against the position of query i: gathered per key, then transposed
-            scores.append(torch.gather(k @ pos_q, -1, index.transpose(-1, -2)).transpose(-1, -2))
-        bias = sum(scores) * self.scale
+            p2c = torch.gather(k @ pos_q, -1, index.transpose(-1, -2)).transpose(-1, -2)
+            bias = p2c if bias is None else bias.add_(p2c)
+        # in place: no backward reads these (B, heads, T, T) values, and each copy is a layer's worth
+        # of attention-sized memory
+        bias = bias.mul_(self.scale)
         if attn_bias is not None:
-            bias = bias + attn_bias
+            bias = bias.add_(attn_bias)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0, scale=self.scale
         )
