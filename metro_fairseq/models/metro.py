@@ -286,9 +286,10 @@ class MetroModel(BaseFairseqModel):
     def padding_mask(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens.eq(self.padding_idx)
 
-    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Main-model hidden states ``(B, T, C)`` for ``tokens``."""
-        return self.encoder(self.embeddings.embed_main(tokens), self.padding_mask(tokens))
+    def encode(self, tokens: torch.Tensor, embedding_perturbation=None) -> torch.Tensor:
+        """Main-model hidden states ``(B, T, C)`` for ``tokens``; ``embedding_perturbation`` maps the
+        normalised input embeddings (``criterions/adversarial_sentence_prediction.py``)."""
+        return self.encoder(self.embeddings.embed_main(tokens), self.padding_mask(tokens), embedding_perturbation)
 
     def forward(
         self,
@@ -299,6 +300,7 @@ class MetroModel(BaseFairseqModel):
         features_only: bool = False,
         classification_head_name: Optional[str] = None,
         span_head_name: Optional[str] = None,
+        embedding_perturbation=None,
         **kwargs,
     ):
         """Pretraining when ``masked_index`` is given, else the main model alone (fine-tuning).
@@ -310,7 +312,7 @@ class MetroModel(BaseFairseqModel):
         """
         if masked_index is not None:
             return self.pretraining_forward(src_tokens, original_tokens, masked_index, crop_tokens)
-        x = self.encode(src_tokens)
+        x = self.encode(src_tokens, embedding_perturbation)
         if classification_head_name is not None:
             x = self.classification_heads[classification_head_name](x)
         elif span_head_name is not None:

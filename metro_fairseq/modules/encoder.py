@@ -12,7 +12,7 @@ Under ``--ddp-backend fully_sharded`` each layer is its own FSDP unit (``fsdp_wr
 otherwise); everything else, including the token embeddings that the generator and the main model
 share, stays in the root unit, so a shared table is never split across units.
 """
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -84,8 +84,11 @@ class TransformerEncoder(nn.Module):
             return pad
         return self.relative_bias(seq_len).to(dtype) + pad
 
-    def forward(self, token_embeddings: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
-        """token_embeddings: ``(B, T, input_dim)``; padding_mask: ``(B, T)``, True at padding."""
+    def forward(
+        self, token_embeddings: torch.Tensor, padding_mask: torch.Tensor, perturbation: Optional[Callable] = None
+    ) -> torch.Tensor:
+        """token_embeddings: ``(B, T, input_dim)``; padding_mask: ``(B, T)``, True at padding;
+        perturbation: applied to the normalised input embeddings (adversarial fine-tuning)."""
         seq_len = token_embeddings.size(1)
         if seq_len > self.max_positions:
             raise ValueError(
@@ -95,7 +98,10 @@ class TransformerEncoder(nn.Module):
         x = token_embeddings if self.input_proj is None else self.input_proj(token_embeddings)
         if self.embed_positions is not None:
             x = x + self.embed_positions(torch.arange(seq_len, device=x.device))
-        x = self.dropout(self.embed_layer_norm(x))
+        x = self.embed_layer_norm(x)
+        if perturbation is not None:
+            x = perturbation(x)
+        x = self.dropout(x)
         attn_bias = self.attention_bias(padding_mask, x.dtype)
         positions = () if self.relative_embedding is None else self.relative_embedding(seq_len)
         for layer in self.layers:
