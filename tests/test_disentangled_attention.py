@@ -77,6 +77,7 @@ def padded_batch(d, lengths, seed=0):
     ],
 )
 def test_hidden_states_equal_debertav2model_with_padding(options, lengths):
+    pytest.importorskip("transformers")  # the [hf] extra
     from metro_fairseq.hf.compat import import_transformers
     from metro_fairseq.hf.layouts import convert, hf_config
 

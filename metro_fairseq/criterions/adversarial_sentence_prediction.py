@@ -1,5 +1,5 @@
-"""Adversarial fine-tuning on fairseq's stock ``sentence_prediction`` task: DeBERTa's SiFT (He et al.
-2021, arXiv 2006.03654, section 3.3), used by Vega v1 (Zhong et al. 2022, arXiv 2212.01853).
+"""Adversarial fine-tuning on fairseq's stock ``sentence_prediction`` task (one of Vega v1's fine-tuning
+techniques, Zhong et al. 2022), implemented as DeBERTa's SiFT (He et al. 2021, arXiv 2006.03654, section 3.3).
 
 Training loss = task loss + ``adv_weight`` * D(clean prediction, prediction under delta), where delta
 perturbs the normalised input embeddings inside a per-token norm ball (``modules/embedding_perturbation.py``):
