@@ -143,6 +143,16 @@ def test_span_head_exports_for_question_answering(layout, wiki_bin, lines, tmp_p
     reload_and_compare(str(tmp_path / "hf"), ckpt, "qa", lines, remote=family == "metro")
 
 
+def test_checkpoint_saved_before_the_attention_options_exports_as_before(wiki_bin, tmp_path):
+    ckpt = write_checkpoint(tmp_path / "old.pt", wiki_bin, tiny_cfg(relative_position_buckets=32))
+    state = torch.load(ckpt, weights_only=False)
+    for key in ("attention_type", "position_buckets", "max_relative_positions", "pos_att_type"):
+        del state["cfg"]["model"][key]
+    torch.save(state, ckpt)
+    assert load_source(str(ckpt)).cfg.attention_type == "standard"
+    assert export(ckpt, tmp_path / "hf", "--no-tokenizer") == "mpnet"
+
+
 def test_custom_code_on_request_matches_too(wiki_bin, lines, tmp_path):
     ckpt = write_checkpoint(tmp_path / "m.pt", wiki_bin, tiny_cfg(relative_position_buckets=0))
     assert export(ckpt, tmp_path / "hf", "--custom-code") == "metro"
