@@ -109,3 +109,20 @@ def test_real_fine_tuning_run_from_a_disentangled_checkpoint(wiki_bin, glue_bin,
     # logged with 3 decimals: a near-uniform classifier's first KL can round to 0
     assert len(adv) == 6 and all(0 <= a < 10 for a in adv) and max(adv) > 0, out[-2000:]
     assert "valid on 'valid' subset" in out and "done training" in out
+
+
+def test_ascent_does_not_underflow_with_fp16_weights():
+    """As fairseq's --fp16 casts the model: from a 1e-4 start the KL is ~1e-9 and its plain gradient
+    underflows in half precision for some tokens (delta stays at its start); the inner gradient of
+    D / stopgrad(D) moves every token a full step."""
+    model, sample, task = setup()
+    model = model.half()
+    criterion = adversarial(task, adv_epsilon=0.05, adv_init_std=1e-4, adv_steps=1, adv_step_size=0.04)
+    logits, _ = model(**sample["net_input"], classification_head_name=HEAD)
+    delta = criterion.find_delta(model, sample["net_input"], logits)
+    real = sample["net_input"]["src_tokens"].ne(1)
+    assert delta.abs().amax(-1)[real].min() > 0.039
+    loss, _, log = criterion(model, sample)
+    (loss * 128).backward()  # a loss scale, as FP16Optimizer applies it
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and log["adv_loss"] > 0
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
