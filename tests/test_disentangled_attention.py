@@ -137,3 +137,20 @@ def test_disentangled_model_has_no_absolute_positions_and_default_is_unchanged()
     default = set(MetroModel(MetroConfig(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
                                          encoder_attention_heads=4), d, False).state_dict())
     assert "encoder.embed_positions.weight" in default and not any("relative_embedding" in k for k in default)
+
+
+def test_fine_tuning_flags_of_a_disentangled_checkpoint_are_shell_safe():
+    """export_main_model.py --show-args output goes through $(...) and copy-paste alike."""
+    import importlib.util as iu
+    import shlex
+
+    from conftest import REPO
+
+    spec = iu.spec_from_file_location("export_main_model", f"{REPO}/scripts/export_main_model.py")
+    module = iu.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = disentangled_cfg()
+    model_cfg = {"_name": "metro_base", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
+    flags = module.fine_tuning_args(model_cfg)
+    assert "--attention-type disentangled" in flags and "--pos-att-type c2p+p2c" in flags
+    assert shlex.split(flags) == flags.split() and not set("|&;<>()$`") & set(flags)

@@ -19,7 +19,7 @@ class MetroEncoderConfig(PretrainedConfig):
         attention_type: str = "standard",
         position_buckets: int = 256,
         max_relative_positions: int = 512,
-        pos_att_type: str = "c2p|p2c",
+        pos_att_type: str = "c2p+p2c",
         layer_norm_eps: float = 1e-5,
         hidden_dropout_prob: float = 0.1,
         attention_probs_dropout_prob: float = 0.1,

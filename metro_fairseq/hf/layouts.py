@@ -96,8 +96,8 @@ def hf_config(transformers, family: str, cfg, vocab_size: int, num_labels: int, 
         return transformers.DebertaV2Config(
             type_vocab_size=0, position_biased_input=False, relative_attention=True,
             position_buckets=cfg.position_buckets if cfg.position_buckets > 0 else -1,
-            max_relative_positions=cfg.max_relative_positions, pos_att_type=str(cfg.pos_att_type),
-            share_att_key=True, norm_rel_ebd="layer_norm", pooler_hidden_act=cfg.pooler_activation_fn,
+            max_relative_positions=cfg.max_relative_positions,
+            pos_att_type=str(cfg.pos_att_type).replace("+", "|"), share_att_key=True, norm_rel_ebd="layer_norm", pooler_hidden_act=cfg.pooler_activation_fn,
             pooler_dropout=pooler_dropout, cls_dropout=pooler_dropout, **common,
         )
     if family == "bert":

@@ -72,7 +72,7 @@ class MetroConfig(FairseqDataclass):
         default=512, metadata={"help": "disentangled attention: distance the log buckets reach their last one at (v3: 512)"}
     )
     pos_att_type: ChoiceEnum(POS_ATT_TYPES) = field(
-        default="c2p|p2c",
+        default="c2p+p2c",
         metadata={"help": "disentangled attention's position terms: content-to-position and/or position-to-content"},
     )
     generator_layers: Optional[int] = field(

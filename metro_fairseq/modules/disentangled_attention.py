@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from .attention import SelfAttention
 
-POS_ATT_TYPES = ("c2p|p2c", "c2p", "p2c")
+# DeBERTa writes c2p|p2c; "+" keeps the value safe in the flags export_main_model.py prints
+POS_ATT_TYPES = ("c2p+p2c", "c2p", "p2c")
 
 
 class DisentangledSelfAttention(SelfAttention):

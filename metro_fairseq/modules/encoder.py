@@ -46,7 +46,7 @@ class TransformerEncoder(nn.Module):
         attention_type: str = "standard",
         position_buckets: int = 256,
         max_relative_positions: int = 512,
-        pos_att_type: str = "c2p|p2c",
+        pos_att_type: str = "c2p+p2c",
     ):
         super().__init__()
         if attention_type not in ATTENTION_TYPES:

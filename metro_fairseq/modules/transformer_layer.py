@@ -22,7 +22,7 @@ class TransformerEncoderLayer(nn.Module):
         normalize_before: bool,
         pos_att_type: Optional[str] = None,
     ):
-        """``pos_att_type`` (``c2p|p2c``, ...) makes the attention DeBERTa's disentangled one."""
+        """``pos_att_type`` (``c2p+p2c``, ...) makes the attention DeBERTa's disentangled one."""
         super().__init__()
         if pos_att_type is None:
             self.self_attn = SelfAttention(embed_dim, num_heads, attention_dropout)
