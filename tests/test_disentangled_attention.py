@@ -154,3 +154,12 @@ def test_fine_tuning_flags_of_a_disentangled_checkpoint_are_shell_safe():
     flags = module.fine_tuning_args(model_cfg)
     assert "--attention-type disentangled" in flags and "--pos-att-type c2p+p2c" in flags
     assert shlex.split(flags) == flags.split() and not set("|&;<>()$`") & set(flags)
+
+
+def test_log_buckets_without_room_are_refused_with_the_fix():
+    from types import SimpleNamespace
+
+    task = SimpleNamespace(source_dictionary=dictionary())
+    with pytest.raises(ValueError, match=r"--max-relative-positions 64 .* raise it above 129$"):
+        MetroModel.build_model(disentangled_cfg(position_buckets=256, max_relative_positions=64), task)
+    MetroModel.build_model(disentangled_cfg(position_buckets=256, max_relative_positions=512), task)
