@@ -2,12 +2,17 @@
 """Cost per update: METRO against fairseq's own RoBERTa masked LM of the same main-model size.
 
     python benchmarks/cost_per_update.py [--data DATA_BIN] [--repeats 5] [--steps 4] [--profile]
+    python benchmarks/cost_per_update.py --attention [--lengths 128 512] [--tokens-per-update 2048]
 
 Builds three real fairseq Trainers in one process (roberta + masked_lm, metro with generator + RTD,
 metro + CLM + SCL), times their train_step in turns (interleaved repeats), measures each one's peak
 memory in a fresh process, and compares the time ratio with the FLOP ratio computed from the
 configuration: the generator's layers and heads are the cost METRO cannot avoid, so the two ratios
 should agree within 10%. Prints a Markdown table and writes a PNG.
+
+``--attention`` instead compares METRO (generator + RTD) with the shared T5 bias against the same
+model with DeBERTa's disentangled attention, at each of ``--lengths`` with the same tokens per update:
+time, memory and analytic FLOP ratios (no plot).
 """
 import argparse
 import os
@@ -30,7 +35,13 @@ def main():
     p.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if harness.torch.cuda.is_available() else "cpu")
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators per system")
     p.add_argument("--plot", default=os.path.join(harness.REPO, "docs", "benchmarks", "cost_per_update.png"))
+    p.add_argument("--attention", action="store_true",
+                   help="compare T5-bias with disentangled attention (METRO, generator + RTD) instead")
+    p.add_argument("--lengths", type=int, nargs="+", default=[128, 512], help="--attention: sequence lengths")
+    p.add_argument("--tokens-per-update", type=int, default=2048, help="--attention: batch = this / length")
     args = p.parse_args()
+    if args.attention:
+        return attention_cost(args)
 
     size = harness.Size(layers=args.layers, dim=args.dim, ffn=4 * args.dim, heads=max(1, args.dim // 64),
                         generator_layers=args.generator_layers, tokens_per_sample=args.tokens_per_sample,
@@ -78,6 +89,39 @@ def main():
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.legend(fontsize=8)
     harness.save_plot(fig, args.plot)
+
+
+def attention_cost(args):
+    data = harness.data_bin(args.data)
+    metro = ["--task", "metro_pretraining", "--criterion", "metro", "--arch", "metro",
+             "--generator-layers", str(args.generator_layers)]
+    systems = {"T5 bias (standard)": metro + ["--attention-type", "standard"],
+               "disentangled": metro + ["--attention-type", "disentangled"]}
+    print(f"## Attention cost per update ({args.device})\n")
+    print(f"machine: {harness.machine()}")
+    print(f"main model {args.layers} layers x {args.dim}; generator {args.generator_layers} layers; "
+          f"{args.tokens_per_update} tokens per update; {args.repeats} interleaved rounds of {args.steps} updates\n")
+    print("| length | batch | attention | params | s / update (median) | min - max | time ratio | FLOP ratio "
+          "| peak memory MB | memory ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for length in args.lengths:
+        size = harness.Size(layers=args.layers, dim=args.dim, ffn=4 * args.dim, heads=max(1, args.dim // 64),
+                            generator_layers=args.generator_layers, tokens_per_sample=length,
+                            batch=max(1, args.tokens_per_update // length))
+        base = harness.common_flags(data, size, args.device)
+        with harness.quiet():
+            benches = {name: harness.Bench(base + flags) for name, flags in systems.items()}
+            vocab = len(next(iter(benches.values())).task.source_dictionary)
+            times = harness.interleaved_timings(benches, args.repeats, args.steps)
+            memory = {name: harness.memory_in_subprocess(base + flags) for name, flags in systems.items()}
+        t5_flops = harness.training_flops("metro: generator + RTD", size, vocab)
+        flops = {"T5 bias (standard)": t5_flops, "disentangled": t5_flops + harness.disentangled_extra_flops(size)}
+        reference = next(iter(systems))
+        for name in systems:
+            t = harness.median(times[name])
+            print(f"| {length} | {size.batch} | {name} | {benches[name].num_params / 1e6:.2f}M | {t:.3f} "
+                  f"| {min(times[name]):.3f} - {max(times[name]):.3f} | {t / harness.median(times[reference]):.3f} "
+                  f"| {flops[name] / flops[reference]:.3f} | {memory[name]:.0f} | {memory[name] / memory[reference]:.2f} |")
 
 
 if __name__ == "__main__":

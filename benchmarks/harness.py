@@ -198,6 +198,16 @@ def training_flops(system: str, size: Size, vocab: int, mask_prob: float = 0.15,
     return 3 * forward * size.batch
 
 
+def disentangled_extra_flops(size: Size, buckets: int = 256) -> float:
+    """Matmul FLOPs disentangled attention adds to one update (forward + backward), main model and
+    generator: per layer the relative table's query/key projections (once per batch; R rows, the
+    ones a length-T batch reads) and, per sequence, the c2p and p2c products against the table."""
+    t, d = size.tokens_per_sample, size.dim
+    rows = min(2 * buckets, 2 * t - 1)
+    per_layer = 2 * rows * d * 2 * d + size.batch * 2 * (2 * t * rows * d)
+    return 3 * per_layer * (size.layers + size.generator_layers)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

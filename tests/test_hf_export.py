@@ -30,6 +30,11 @@ LAYOUTS = {  # name: (MetroConfig options, family the exporter must choose)
     "postln_bias64": (dict(relative_position_buckets=64, relative_position_max_distance=128), "metro"),
     "preln_nobias": (dict(relative_position_buckets=0, encoder_normalize_before=True), "roberta_prelayernorm"),
     "preln_bias32": (dict(relative_position_buckets=32, encoder_normalize_before=True), "metro"),
+    # log buckets below the 64-token sample (distances past 32 clamped); the T5 options are ignored
+    "postln_disentangled": (dict(attention_type="disentangled", position_buckets=8, max_relative_positions=32),
+                            "deberta_v2"),
+    "preln_disentangled": (dict(attention_type="disentangled", position_buckets=8, max_relative_positions=32,
+                                encoder_normalize_before=True), "metro"),
 }
 
 
@@ -130,12 +135,22 @@ def test_layout_exports_and_matches_after_reload(layout, wiki_bin, wiki_text, li
     reload_and_compare(str(tmp_path / "hf"), ckpt, "classification", lines, remote=family == "metro")
 
 
-@pytest.mark.parametrize("layout", ["postln_nobias", "postln_bias64", "preln_nobias"])
+@pytest.mark.parametrize("layout", ["postln_nobias", "postln_bias64", "preln_nobias", "postln_disentangled"])
 def test_span_head_exports_for_question_answering(layout, wiki_bin, lines, tmp_path):
     options, family = LAYOUTS[layout]
     ckpt = write_checkpoint(tmp_path / "squad.pt", wiki_bin, tiny_cfg(**options), head="qa", task="squad")
     assert export(ckpt, tmp_path / "hf") == family
     reload_and_compare(str(tmp_path / "hf"), ckpt, "qa", lines, remote=family == "metro")
+
+
+def test_checkpoint_saved_before_the_attention_options_exports_as_before(wiki_bin, tmp_path):
+    ckpt = write_checkpoint(tmp_path / "old.pt", wiki_bin, tiny_cfg(relative_position_buckets=32))
+    state = torch.load(ckpt, weights_only=False)
+    for key in ("attention_type", "position_buckets", "max_relative_positions", "pos_att_type"):
+        del state["cfg"]["model"][key]
+    torch.save(state, ckpt)
+    assert load_source(str(ckpt)).cfg.attention_type == "standard"
+    assert export(ckpt, tmp_path / "hf", "--no-tokenizer") == "mpnet"
 
 
 def test_custom_code_on_request_matches_too(wiki_bin, lines, tmp_path):
@@ -152,6 +167,15 @@ def test_shipped_bucket_function_equals_the_plugins(buckets, distance):
 
     rel = torch.arange(-1100, 1100)
     assert torch.equal(shipped(rel, buckets, distance), relative_position_bucket(rel, True, buckets, distance))
+
+
+@pytest.mark.parametrize("buckets,max_position", [(8, 32), (64, 128), (256, 512)])
+def test_shipped_log_buckets_equal_the_plugins(buckets, max_position):
+    from metro_fairseq.hf.modeling_metro import log_bucket_position as shipped
+    from metro_fairseq.modules import log_bucket_position
+
+    rel = torch.arange(-1100, 1100)
+    assert torch.equal(shipped(rel, buckets, max_position), log_bucket_position(rel, buckets, max_position))
 
 
 @pytest.mark.parametrize("buckets,distance", [(64, 128), (128, 256), (32, 64), (16, 128), (32, 256)])

@@ -30,8 +30,12 @@ def run_step(model, sample, seed=0):
     return loss, grads
 
 
-def test_bf16_autocast_close_to_fp32():
-    model = build(clm=True, scl_view="crop")
+ATTENTION = pytest.mark.parametrize("attention", ["standard", "disentangled"])
+
+
+@ATTENTION
+def test_bf16_autocast_close_to_fp32(attention):
+    model = build(clm=True, scl_view="crop", attention_type=attention)
     sample = sample_for()
     ref_loss, ref_grads = run_step(model, sample)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -46,10 +50,11 @@ def test_bf16_autocast_close_to_fp32():
     assert cos > 0.98
 
 
+@ATTENTION
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_precision_weights_train_step(dtype):
+def test_half_precision_weights_train_step(dtype, attention):
     """As fairseq's --bf16 / --fp16 cast the model: every activation in half, losses in fp32."""
-    model = build(clm=True, scl_view="crop")
+    model = build(clm=True, scl_view="crop", attention_type=attention)
     sample = sample_for()
     ref_loss, _ = run_step(model, sample)
     model = model.to(dtype)

@@ -24,6 +24,7 @@ PRESET_EXTRA = {
     "metro_base": [],
     "cocolm_base": [],
     "debertav3_base": [],
+    "debertav3_xsmall": [],
     "metro_cpu_small": [],
 }
 EXPECTED_KEYS = {
@@ -32,6 +33,7 @@ EXPECTED_KEYS = {
     "metro_large": {"clm_loss", "clm_acc"},
     "cocolm_base": {"clm_loss", "clm_acc", "scl_loss", "scl_acc"},
     "debertav3_base": set(),
+    "debertav3_xsmall": set(),
     "metro_cpu_small": {"clm_loss", "clm_acc"},
     "vega_phase2": {"scl_loss", "scl_acc"},
     "metro_multilingual_base": {"clm_loss", "clm_acc"},
@@ -62,13 +64,14 @@ def test_preset_trains(preset, wiki_bin, tmp_path):
 
 
 def test_vega_phase2_continues_from_phase1(wiki_bin, tmp_path):
-    # phase 1: RTD only (metro_tiny); phase 2 adds the dropout-view contrastive head on top of it
-    run(train_cmd(wiki_bin, tmp_path / "phase1", 10, "--disable-validation"))
+    # phase 1: RTD only (metro_tiny, disentangled attention as the preset's model); phase 2 adds the
+    # dropout-view contrastive head on top of it
+    run(train_cmd(wiki_bin, tmp_path / "phase1", 10, "--disable-validation", "--attention-type", "disentangled"))
     logs = hydra_train(
         "vega_phase2", wiki_bin, tmp_path / "phase2",
         f"checkpoint.finetune_from_model={tmp_path / 'phase1' / 'checkpoint_last.pt'}",
         "model.encoder_layers=3", "model.encoder_embed_dim=64", "model.encoder_ffn_embed_dim=256",
-        "model.encoder_attention_heads=4", "model.generator_layers=1", "model.relative_position_buckets=32",
+        "model.encoder_attention_heads=4", "model.generator_layers=1",
     )
     check_falls(logs, "vega_phase2")
 

@@ -30,12 +30,15 @@ def units_of_parameters(root: nn.Module):
     return unit_paths, owners, dict(root.named_parameters())
 
 
-@pytest.mark.parametrize("sharing", ["tied", "gdes", "none"])
+@pytest.mark.parametrize(
+    "sharing,attention", [("tied", "standard"), ("gdes", "standard"), ("none", "standard"), ("gdes", "disentangled")]
+)
 @pytest.mark.parametrize("checkpoint_activations", [False, True])
-def test_fsdp_wraps_each_layer_and_keeps_shared_embeddings_in_root_unit(sharing, checkpoint_activations):
+def test_fsdp_wraps_each_layer_and_keeps_shared_embeddings_in_root_unit(sharing, attention, checkpoint_activations):
     # fairseq_cli.train builds the model inside fsdp_enable_wrap, then wraps the whole model
     with enable_wrap(wrapper_cls=Unit):
-        model = build(embedding_sharing=sharing, clm=True, checkpoint_activations=checkpoint_activations)
+        model = build(embedding_sharing=sharing, clm=True, checkpoint_activations=checkpoint_activations,
+                      attention_type=attention)
         root = wrap(model)
     unit_paths, owners, params = units_of_parameters(root)
     expected_layers = {f"module.encoder.layers.{i}" for i in range(3)} | {"module.generator.layers.0"}
@@ -48,12 +51,16 @@ def test_fsdp_wraps_each_layer_and_keeps_shared_embeddings_in_root_unit(sharing,
     assert all(len(units) == 1 for units in owners.values())
     root_params = {n for n, p in params.items() if owners[id(p)] == {""}}
     shared = {"module.embeddings.weight"} | ({"module.embeddings.delta"} if sharing == "gdes" else set())
+    if attention == "disentangled":  # the relative table every layer reads
+        shared |= {"module.encoder.relative_embedding.embedding.weight", "module.generator.relative_embedding.layer_norm.bias"}
     assert shared <= root_params
     assert {"module.generator_head.bias", "module.rtd_head.out_proj.weight"} <= root_params
     # the wrapped model still trains
     mlm, rtd = losses(model)
     (mlm + 50 * rtd).backward()
     assert model.embeddings.weight.grad is not None and torch.isfinite(model.embeddings.weight.grad).all()
+    if attention == "disentangled":
+        assert model.encoder.relative_embedding.embedding.weight.grad.abs().sum() > 0
 
 
 def test_layer_norms_use_apex_fused_kernel_when_fairseq_finds_it(monkeypatch):

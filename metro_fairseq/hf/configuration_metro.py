@@ -16,6 +16,10 @@ class MetroEncoderConfig(PretrainedConfig):
         normalize_before: bool = False,
         relative_position_buckets: int = 64,
         relative_position_max_distance: int = 128,
+        attention_type: str = "standard",
+        position_buckets: int = 256,
+        max_relative_positions: int = 512,
+        pos_att_type: str = "c2p+p2c",
         layer_norm_eps: float = 1e-5,
         hidden_dropout_prob: float = 0.1,
         attention_probs_dropout_prob: float = 0.1,
@@ -37,6 +41,10 @@ class MetroEncoderConfig(PretrainedConfig):
         self.normalize_before = normalize_before
         self.relative_position_buckets = relative_position_buckets
         self.relative_position_max_distance = relative_position_max_distance
+        self.attention_type = attention_type  # "disentangled": DeBERTa-v3's attention, no absolute positions
+        self.position_buckets = position_buckets
+        self.max_relative_positions = max_relative_positions
+        self.pos_att_type = pos_att_type
         self.layer_norm_eps = layer_norm_eps
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob

@@ -4,6 +4,8 @@
 - Post-LN, T5 bias at exactly 32 buckets / distance 128: MPNet (it hard-codes both; at any other
   setting it runs without error and gives wrong outputs, so it is never chosen there).
 - Pre-LN, no bias: RoBERTa-PreLayerNorm.
+- Post-LN, disentangled attention: DeBERTa-v2 (v3's settings: share_att_key, no absolute positions,
+  LayerNorm-ed relative table; any classifier activation, its pooler takes a named one).
 - Everything else: ``modeling_metro.py``, shipped with the export (``trust_remote_code=True``).
 MPNet and RoBERTa count positions from ``padding_idx + 1 = 2``: two zero rows go in front of the table.
 """
@@ -31,6 +33,10 @@ FAMILIES = {
         ("RobertaPreLayerNormModel", "RobertaPreLayerNormForSequenceClassification",
          "RobertaPreLayerNormForQuestionAnswering"), 2, True,
     ),
+    "deberta_v2": Family(
+        "deberta_v2", "deberta",
+        ("DebertaV2Model", "DebertaV2ForSequenceClassification", "DebertaV2ForQuestionAnswering"), 0, False,
+    ),
     "metro": Family(
         "metro", "metro",
         ("MetroEncoderModel", "MetroEncoderForSequenceClassification", "MetroEncoderForQuestionAnswering"), 0, False,
@@ -42,6 +48,13 @@ MPNET_BUCKETS, MPNET_MAX_DISTANCE = 32, 128  # hard-coded in transformers' MPNet
 def choose_family(cfg, classifier_activation: str = "tanh") -> tuple:
     """(family name, why) for a MetroConfig-like ``cfg``."""
     buckets, distance = cfg.relative_position_buckets, cfg.relative_position_max_distance
+    if str(getattr(cfg, "attention_type", "standard")) == "disentangled":
+        if not cfg.encoder_normalize_before:
+            return "deberta_v2", "Post-LN disentangled attention is exactly DeBERTa-v2 with v3's settings"
+        return "metro", (
+            "DeBERTa-v2 is Post-LN only: shipping modeling_metro.py for Pre-LN disentangled attention, "
+            "load with trust_remote_code=True"
+        )
     if classifier_activation != "tanh":
         return "metro", f"the classification head uses {classifier_activation}; stock heads use tanh"
     if not cfg.encoder_normalize_before and buckets == 0:
@@ -72,10 +85,21 @@ def hf_config(transformers, family: str, cfg, vocab_size: int, num_labels: int, 
             max_position_embeddings=cfg.max_positions, normalize_before=cfg.encoder_normalize_before,
             relative_position_buckets=cfg.relative_position_buckets,
             relative_position_max_distance=cfg.relative_position_max_distance,
+            attention_type=str(getattr(cfg, "attention_type", "standard")), position_buckets=cfg.position_buckets,
+            max_relative_positions=cfg.max_relative_positions, pos_att_type=str(cfg.pos_att_type),
             activation_dropout=cfg.activation_dropout, classifier_activation=cfg.pooler_activation_fn,
             classifier_dropout=pooler_dropout, **common,
         )
     common.update(hidden_act="gelu", max_position_embeddings=cfg.max_positions + FAMILIES[family].position_offset)
+    if family == "deberta_v2":
+        # DeBERTa-v3's switches; its ContextPooler + classifier are fairseq's classification head
+        return transformers.DebertaV2Config(
+            type_vocab_size=0, position_biased_input=False, relative_attention=True,
+            position_buckets=cfg.position_buckets if cfg.position_buckets > 0 else -1,
+            max_relative_positions=cfg.max_relative_positions,
+            pos_att_type=str(cfg.pos_att_type).replace("+", "|"), share_att_key=True, norm_rel_ebd="layer_norm", pooler_hidden_act=cfg.pooler_activation_fn,
+            pooler_dropout=pooler_dropout, cls_dropout=pooler_dropout, **common,
+        )
     if family == "bert":
         return transformers.BertConfig(type_vocab_size=1, classifier_dropout=pooler_dropout, **common)
     if family == "mpnet":
@@ -100,6 +124,20 @@ def _copy(sd, out, pairs):
             out[f"{dst}.{kind}"] = sd[f"{src}.{kind}"]
 
 
+def _deberta_v2_encoder(sd, out, p, num_layers):
+    out[p + "embeddings.word_embeddings.weight"] = sd["embeddings.weight"]
+    _copy(sd, out, [("encoder.embed_layer_norm", p + "embeddings.LayerNorm"),
+                    ("encoder.relative_embedding.layer_norm", p + "encoder.LayerNorm")])
+    out[p + "encoder.rel_embeddings.weight"] = sd["encoder.relative_embedding.embedding.weight"]
+    for i in range(num_layers):
+        src, dst = f"encoder.layers.{i}", f"{p}encoder.layer.{i}"
+        _qkv(sd, src, out, [f"{dst}.attention.self.{n}_proj" for n in ("query", "key", "value")])
+        _copy(sd, out, [(f"{src}.self_attn.out_proj", f"{dst}.attention.output.dense"),
+                        (f"{src}.self_attn_layer_norm", f"{dst}.attention.output.LayerNorm"),
+                        (f"{src}.fc1", f"{dst}.intermediate.dense"), (f"{src}.fc2", f"{dst}.output.dense"),
+                        (f"{src}.final_layer_norm", f"{dst}.output.LayerNorm")])
+
+
 def convert(family: str, sd: dict, num_layers: int, head_kind: str, head: dict) -> dict:
     """The state dict of ``FAMILIES[family].classes[head_kind]`` from a fairseq main-model state dict
     ``sd`` (GDES merged) and ``head`` (the fine-tuned head's tensors without their prefix)."""
@@ -109,6 +147,8 @@ def convert(family: str, sd: dict, num_layers: int, head_kind: str, head: dict) 
     if family == "metro":
         out[p + "embed_tokens.weight"] = sd["embeddings.weight"]
         out.update({p + k: v for k, v in sd.items() if k.startswith("encoder.")})
+    elif family == "deberta_v2":
+        _deberta_v2_encoder(sd, out, p, num_layers)
     else:
         positions = sd["encoder.embed_positions.weight"]
         pad_rows = positions.new_zeros(fam.position_offset, positions.size(1))
@@ -145,6 +185,8 @@ def convert(family: str, sd: dict, num_layers: int, head_kind: str, head: dict) 
     elif head_kind == "classification":
         if family == "bert":  # BERT's pooler + classifier are the head's dense + tanh and out_proj
             _copy(head, out, [("dense", p + "pooler.dense"), ("out_proj", "classifier")])
+        elif family == "deberta_v2":  # ContextPooler (dropout, dense, activation), dropout, classifier
+            _copy(head, out, [("dense", "pooler.dense"), ("out_proj", "classifier")])
         else:
             _copy(head, out, [("dense", "classifier.dense"), ("out_proj", "classifier.out_proj")])
     elif head_kind == "qa":

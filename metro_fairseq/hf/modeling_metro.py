@@ -1,5 +1,5 @@
 """transformers port of the metro_fairseq main model, for layouts no stock class computes exactly
-(T5 bias other than 32 buckets / distance 128, Pre-LN with a bias).
+(T5 bias other than 32 buckets / distance 128, Pre-LN with a bias, Pre-LN disentangled attention).
 
 Self-contained (torch + transformers only): it is copied into the export and loaded with
 ``trust_remote_code=True``. Module names mirror ``metro_fairseq/modules`` so the fairseq weights
@@ -49,7 +49,40 @@ class RelativePositionBias(nn.Module):
         return self.embedding(buckets).permute(2, 0, 1).unsqueeze(0)
 
 
+def log_bucket_position(relative_position, buckets: int, max_position: int):
+    """DeBERTa's signed log bucket of ``query_pos - key_pos`` (same as metro_fairseq.modules.log_buckets)."""
+    mid = buckets // 2
+    distance = relative_position.abs()
+    ratio = torch.log(distance.clamp(min=1).float() / mid) / torch.log(torch.tensor((max_position - 1) / mid))
+    log_bucket = (torch.ceil(ratio * (mid - 1)) + mid).long()
+    return torch.where(distance <= mid, relative_position, torch.sign(relative_position) * log_bucket)
+
+
+class RelativeEmbedding(nn.Module):
+    """Disentangled attention's shared relative table and its LayerNorm; rows no pair reads are left out."""
+
+    def __init__(self, config: MetroEncoderConfig):
+        super().__init__()
+        self.buckets, self.max_position = config.position_buckets, config.max_relative_positions
+        self.span = self.buckets if self.buckets > 0 else self.max_position
+        self.embedding = nn.Embedding(2 * self.span, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, seq_len: int):
+        lo, hi = max(0, self.span - (seq_len - 1)), min(2 * self.span, self.span + seq_len)
+        table = self.layer_norm(self.embedding.weight[lo:hi])
+        pos = torch.arange(seq_len, device=table.device)
+        relative = pos[:, None] - pos[None, :]
+        if self.buckets > 0:
+            relative = log_bucket_position(relative, self.buckets, self.max_position)
+        return table, (relative + self.span).clamp(0, 2 * self.span - 1) - lo
+
+
 class SelfAttention(nn.Module):
+    """Standard attention, or with ``config.attention_type == "disentangled"`` DeBERTa-v3's: c2p and
+    p2c terms from the shared relative table through the content query/key projections, all scaled
+    by 1/sqrt((1 + terms) * head_dim)."""
+
     def __init__(self, config: MetroEncoderConfig):
         super().__init__()
         dim = config.hidden_size
@@ -58,12 +91,29 @@ class SelfAttention(nn.Module):
         self.dropout = config.attention_probs_dropout_prob
         self.in_proj = nn.Linear(dim, 3 * dim)
         self.out_proj = nn.Linear(dim, dim)
+        terms = config.pos_att_type if getattr(config, "attention_type", "standard") == "disentangled" else ""
+        self.c2p, self.p2c = "c2p" in terms, "p2c" in terms
+        self.scale = (self.head_dim * (1 + self.c2p + self.p2c)) ** -0.5 if terms else None
+        self.position_dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, x, attn_bias):
+    def forward(self, x, attn_bias, rel_table=None, rel_index=None):
         bsz, seq_len, dim = x.shape
         q, k, v = self.in_proj(x).view(bsz, seq_len, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        if rel_table is not None:
+            rel = self.position_dropout(rel_table)
+            pos_q, pos_k = (
+                F.linear(rel, self.in_proj.weight[: 2 * dim], self.in_proj.bias[: 2 * dim])
+                .view(-1, 2, self.num_heads, self.head_dim).permute(1, 2, 3, 0).unbind(0)
+            )
+            index = rel_index.expand(bsz, self.num_heads, seq_len, seq_len)
+            scores = []
+            if self.c2p:
+                scores.append(torch.gather(q @ pos_k, -1, index))
+            if self.p2c:
+                scores.append(torch.gather(k @ pos_q, -1, index.transpose(-1, -2)).transpose(-1, -2))
+            attn_bias = sum(scores) * self.scale + attn_bias
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=attn_bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0, scale=self.scale
         )
         return self.out_proj(out.transpose(1, 2).reshape(bsz, seq_len, dim))
 
@@ -84,11 +134,11 @@ class EncoderLayer(nn.Module):
     def _ffn(self, x):
         return self.fc2(self.activation_dropout(F.gelu(self.fc1(x))))
 
-    def forward(self, x, attn_bias):
+    def forward(self, x, attn_bias, *positions):
         if self.normalize_before:
-            x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), attn_bias))
+            x = x + self.dropout(self.self_attn(self.self_attn_layer_norm(x), attn_bias, *positions))
             return x + self.dropout(self._ffn(self.final_layer_norm(x)))
-        x = self.self_attn_layer_norm(x + self.dropout(self.self_attn(x, attn_bias)))
+        x = self.self_attn_layer_norm(x + self.dropout(self.self_attn(x, attn_bias, *positions)))
         return self.final_layer_norm(x + self.dropout(self._ffn(x)))
 
 
@@ -96,11 +146,14 @@ class Encoder(nn.Module):
     def __init__(self, config: MetroEncoderConfig):
         super().__init__()
         dim = config.hidden_size
-        self.embed_positions = nn.Embedding(config.max_position_embeddings, dim)
+        disentangled = getattr(config, "attention_type", "standard") == "disentangled"
+        self.max_positions = config.max_position_embeddings
+        self.embed_positions = None if disentangled else nn.Embedding(config.max_position_embeddings, dim)
         self.embed_layer_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.relative_embedding = RelativeEmbedding(config) if disentangled else None
         self.relative_bias = None
-        if config.relative_position_buckets > 0:
+        if not disentangled and config.relative_position_buckets > 0:
             self.relative_bias = RelativePositionBias(
                 config.num_attention_heads, config.relative_position_buckets, config.relative_position_max_distance
             )
@@ -109,20 +162,23 @@ class Encoder(nn.Module):
 
     def forward(self, token_embeddings, padding_mask):
         seq_len = token_embeddings.size(1)
-        if seq_len > self.embed_positions.num_embeddings:
+        if seq_len > self.max_positions:
             raise ValueError(
-                f"sequence of {seq_len} tokens exceeds max_position_embeddings={self.embed_positions.num_embeddings}: "
+                f"sequence of {seq_len} tokens exceeds max_position_embeddings={self.max_positions}: "
                 "truncate the input (tokenizer(..., truncation=True))"
             )
-        positions = torch.arange(seq_len, device=token_embeddings.device)
-        x = self.dropout(self.embed_layer_norm(token_embeddings + self.embed_positions(positions)))
+        x = token_embeddings
+        if self.embed_positions is not None:
+            x = x + self.embed_positions(torch.arange(seq_len, device=x.device))
+        x = self.dropout(self.embed_layer_norm(x))
         dtype = x.dtype
         bias = torch.zeros(padding_mask.shape, dtype=dtype, device=x.device)
         bias = bias.masked_fill(padding_mask, torch.finfo(dtype).min)[:, None, None, :]
         if self.relative_bias is not None:
             bias = self.relative_bias(seq_len).to(dtype) + bias
+        positions = () if self.relative_embedding is None else self.relative_embedding(seq_len)
         for layer in self.layers:
-            x = layer(x, bias)
+            x = layer(x, bias, *positions)
         return x if self.final_layer_norm is None else self.final_layer_norm(x)
 
 

@@ -26,7 +26,9 @@ from ..modules import (
     TransformerEncoder,
     sample_replacements,
 )
+from ..modules.disentangled_attention import POS_ATT_TYPES
 from ..modules.embedding_sharing import SHARING_MODES
+from ..modules.encoder import ATTENTION_TYPES
 from ..modules.temperature_schedule import ANNEAL_SHAPES
 
 logger = logging.getLogger(__name__)
@@ -44,12 +46,34 @@ class MetroConfig(FairseqDataclass):
     dropout: float = field(default=0.1, metadata={"help": "dropout of the main model"})
     attention_dropout: float = field(default=0.1, metadata={"help": "attention-probability dropout of the main model"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
-    max_positions: int = field(default=512, metadata={"help": "longest input sequence (learned absolute positions)"})
+    max_positions: int = field(
+        default=512, metadata={"help": "longest input sequence (the learned absolute positions of standard attention)"}
+    )
+    attention_type: ChoiceEnum(ATTENTION_TYPES) = field(
+        default="standard",
+        metadata={"help": "standard: content attention, learned absolute positions and the optional shared T5 bias; "
+                  "disentangled: DeBERTa-v2/v3's attention (content + c2p/p2c terms on one shared log-bucketed "
+                  "relative embedding table, no absolute positions)"},
+    )
     relative_position_buckets: int = field(
-        default=64, metadata={"help": "T5 relative position buckets shared by all layers; 0 turns the bias off"}
+        default=64,
+        metadata={"help": "T5 relative position buckets shared by all layers (standard attention; ignored by "
+                  "disentangled); 0 turns the bias off"},
     )
     relative_position_max_distance: int = field(
-        default=128, metadata={"help": "distance beyond which relative positions share the last bucket"}
+        default=128, metadata={"help": "distance beyond which relative positions share the last T5 bucket"}
+    )
+    position_buckets: int = field(
+        default=256,
+        metadata={"help": "disentangled attention: log buckets per direction of the relative embedding table "
+                  "(DeBERTa-v3: 256); 0: one row per distance up to --max-relative-positions (DeBERTa v1)"},
+    )
+    max_relative_positions: int = field(
+        default=512, metadata={"help": "disentangled attention: distance the log buckets reach their last one at (v3: 512)"}
+    )
+    pos_att_type: ChoiceEnum(POS_ATT_TYPES) = field(
+        default="c2p+p2c",
+        metadata={"help": "disentangled attention's position terms: content-to-position and/or position-to-content"},
     )
     generator_layers: Optional[int] = field(
         default=None,
@@ -199,6 +223,10 @@ class MetroModel(BaseFairseqModel):
             relative_position_buckets=cfg.relative_position_buckets,
             relative_position_max_distance=cfg.relative_position_max_distance,
             checkpoint_activations=cfg.checkpoint_activations,
+            attention_type=cfg.attention_type,
+            position_buckets=cfg.position_buckets,
+            max_relative_positions=cfg.max_relative_positions,
+            pos_att_type=cfg.pos_att_type,
         )
 
     def _scale_residual_projections(self):
@@ -211,9 +239,9 @@ class MetroModel(BaseFairseqModel):
                     proj.weight.data.mul_(scale)
 
     def layer_depth(self, name: str) -> int:
-        """0 for the embeddings (and the relative bias every layer shares), i + 1 for main layer i,
+        """0 for the embeddings (and the relative bias or table every layer shares), i + 1 for main layer i,
         L + 1 for everything above the last layer (final norm, heads)."""
-        if name.startswith(("embeddings.", "encoder.embed_", "encoder.relative_bias")):
+        if name.startswith(("embeddings.", "encoder.embed_", "encoder.relative_bias", "encoder.relative_embedding")):
             return 0
         if name.startswith("encoder.layers."):
             return int(name.split(".")[2]) + 1
@@ -250,6 +278,12 @@ class MetroModel(BaseFairseqModel):
                     "a deep generator makes the replaced-token task too hard; lower --generator-layers "
                     "or pass --allow-deep-generator"
                 )
+        mid = cfg.position_buckets // 2
+        if cfg.attention_type == "disentangled" and cfg.max_relative_positions - 1 <= max(mid, 0):
+            raise ValueError(
+                f"--max-relative-positions {cfg.max_relative_positions} leaves no distance for the log buckets "
+                f"above {mid} (half of --position-buckets {cfg.position_buckets}): raise it above {max(mid, 0) + 1}"
+            )
         tokens_per_sample = getattr(getattr(task, "cfg", None), "tokens_per_sample", None)
         if tokens_per_sample is not None and tokens_per_sample > cfg.max_positions:
             raise ValueError(
@@ -268,9 +302,10 @@ class MetroModel(BaseFairseqModel):
     def padding_mask(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens.eq(self.padding_idx)
 
-    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Main-model hidden states ``(B, T, C)`` for ``tokens``."""
-        return self.encoder(self.embeddings.embed_main(tokens), self.padding_mask(tokens))
+    def encode(self, tokens: torch.Tensor, embedding_perturbation=None) -> torch.Tensor:
+        """Main-model hidden states ``(B, T, C)`` for ``tokens``; ``embedding_perturbation`` maps the
+        normalised input embeddings (``criterions/adversarial_sentence_prediction.py``)."""
+        return self.encoder(self.embeddings.embed_main(tokens), self.padding_mask(tokens), embedding_perturbation)
 
     def forward(
         self,
@@ -281,6 +316,7 @@ class MetroModel(BaseFairseqModel):
         features_only: bool = False,
         classification_head_name: Optional[str] = None,
         span_head_name: Optional[str] = None,
+        embedding_perturbation=None,
         **kwargs,
     ):
         """Pretraining when ``masked_index`` is given, else the main model alone (fine-tuning).
@@ -292,7 +328,7 @@ class MetroModel(BaseFairseqModel):
         """
         if masked_index is not None:
             return self.pretraining_forward(src_tokens, original_tokens, masked_index, crop_tokens)
-        x = self.encode(src_tokens)
+        x = self.encode(src_tokens, embedding_perturbation)
         if classification_head_name is not None:
             x = self.classification_heads[classification_head_name](x)
         elif span_head_name is not None:

@@ -1,5 +1,8 @@
 from .relative_position import RelativePositionBias, relative_position_bucket
 from .attention import SelfAttention
+from .disentangled_attention import DisentangledSelfAttention
+from .log_buckets import log_bucket_position
+from .relative_embedding import RelativeEmbedding
 from .transformer_layer import TransformerEncoderLayer
 from .encoder import TransformerEncoder
 from .embedding_sharing import TokenEmbeddingSharing
@@ -9,9 +12,11 @@ from .temperature_schedule import SamplingTemperatureSchedule
 
 __all__ = [
     "CorrectiveLMHead",
+    "DisentangledSelfAttention",
     "SequenceEmbeddingHead",
     "SpanHead",
     "GeneratorHead",
+    "RelativeEmbedding",
     "RelativePositionBias",
     "ReplacedTokenDetectionHead",
     "SamplingTemperatureSchedule",
@@ -19,6 +24,7 @@ __all__ = [
     "TokenEmbeddingSharing",
     "TransformerEncoder",
     "TransformerEncoderLayer",
+    "log_bucket_position",
     "relative_position_bucket",
     "sample_replacements",
 ]

@@ -1,14 +1,18 @@
 """Transformer encoder shared by the main model and the generator.
 
 Token embeddings are looked up by the caller (they may be shared or GDES-composed, see
-``embedding_sharing.py``); the encoder adds learned absolute positions and, optionally, one
-T5 relative position bias computed once per forward and reused by every layer.
+``embedding_sharing.py``). Positions, by ``attention_type``:
+
+- ``standard``: learned absolute positions added to the input and, optionally, one T5 relative
+  position bias computed once per forward and reused by every layer;
+- ``disentangled``: DeBERTa-v3's attention, no absolute positions; one log-bucketed relative
+  embedding table (with its LayerNorm) computed once per forward and read by every layer's c2p/p2c terms.
 
 Under ``--ddp-backend fully_sharded`` each layer is its own FSDP unit (``fsdp_wrap`` is a no-op
 otherwise); everything else, including the token embeddings that the generator and the main model
 share, stays in the root unit, so a shared table is never split across units.
 """
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -16,8 +20,11 @@ from fairseq.distributed import fsdp_wrap
 from fairseq.modules import LayerNorm  # apex's fused kernel on GPU when apex is installed
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
+from .relative_embedding import RelativeEmbedding
 from .relative_position import RelativePositionBias
 from .transformer_layer import TransformerEncoderLayer
+
+ATTENTION_TYPES = ("standard", "disentangled")
 
 
 class TransformerEncoder(nn.Module):
@@ -36,22 +43,31 @@ class TransformerEncoder(nn.Module):
         relative_position_buckets: int = 0,
         relative_position_max_distance: int = 128,
         checkpoint_activations: bool = False,
+        attention_type: str = "standard",
+        position_buckets: int = 256,
+        max_relative_positions: int = 512,
+        pos_att_type: str = "c2p+p2c",
     ):
         super().__init__()
+        if attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"--attention-type {attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}")
+        disentangled = attention_type == "disentangled"
         # a narrower encoder (ELECTRA-style generator) reads the shared embeddings through a projection
         self.input_proj = nn.Linear(input_dim, embed_dim) if input_dim != embed_dim else None
-        self.embed_positions = nn.Embedding(max_positions, embed_dim)
+        self.embed_positions = None if disentangled else nn.Embedding(max_positions, embed_dim)
         self.embed_layer_norm = LayerNorm(embed_dim)
         self.dropout = nn.Dropout(dropout)
-        self.relative_bias = (
-            RelativePositionBias(num_heads, relative_position_buckets, relative_position_max_distance)
-            if relative_position_buckets > 0
-            else None
+        self.relative_bias = None  # the T5 bias belongs to standard attention only
+        if not disentangled and relative_position_buckets > 0:
+            self.relative_bias = RelativePositionBias(num_heads, relative_position_buckets, relative_position_max_distance)
+        self.relative_embedding = (
+            RelativeEmbedding(embed_dim, position_buckets, max_relative_positions) if disentangled else None
         )
         self.layers = nn.ModuleList()
         for _ in range(num_layers):
             layer = TransformerEncoderLayer(
-                embed_dim, ffn_dim, num_heads, dropout, attention_dropout, activation_dropout, normalize_before
+                embed_dim, ffn_dim, num_heads, dropout, attention_dropout, activation_dropout, normalize_before,
+                pos_att_type if disentangled else None,
             )
             if checkpoint_activations:  # recompute the layer in backward (inside its FSDP unit)
                 layer = checkpoint_wrapper(layer)
@@ -68,8 +84,11 @@ class TransformerEncoder(nn.Module):
             return pad
         return self.relative_bias(seq_len).to(dtype) + pad
 
-    def forward(self, token_embeddings: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
-        """token_embeddings: ``(B, T, input_dim)``; padding_mask: ``(B, T)``, True at padding."""
+    def forward(
+        self, token_embeddings: torch.Tensor, padding_mask: torch.Tensor, perturbation: Optional[Callable] = None
+    ) -> torch.Tensor:
+        """token_embeddings: ``(B, T, input_dim)``; padding_mask: ``(B, T)``, True at padding;
+        perturbation: applied to the normalised input embeddings (adversarial fine-tuning)."""
         seq_len = token_embeddings.size(1)
         if seq_len > self.max_positions:
             raise ValueError(
@@ -77,11 +96,16 @@ class TransformerEncoder(nn.Module):
                 "lower --tokens-per-sample or train with a larger --max-positions"
             )
         x = token_embeddings if self.input_proj is None else self.input_proj(token_embeddings)
-        positions = torch.arange(seq_len, device=x.device)
-        x = self.dropout(self.embed_layer_norm(x + self.embed_positions(positions)))
+        if self.embed_positions is not None:
+            x = x + self.embed_positions(torch.arange(seq_len, device=x.device))
+        x = self.embed_layer_norm(x)
+        if perturbation is not None:
+            x = perturbation(x)
+        x = self.dropout(x)
         attn_bias = self.attention_bias(padding_mask, x.dtype)
+        positions = () if self.relative_embedding is None else self.relative_embedding(seq_len)
         for layer in self.layers:
-            x = layer(x, attn_bias)
+            x = layer(x, attn_bias, *positions)
         if self.final_layer_norm is not None:
             x = self.final_layer_norm(x)
         return x
