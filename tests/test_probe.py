@@ -178,3 +178,27 @@ def test_bbc_news_split_and_subsets_never_touch_dev(tmp_path):
     subset = stratified_subset(train_y, 300, seed=4)
     assert subset == stratified_subset(train_y, 300, seed=4)
     assert not {train_x[i] for i in subset} & set(dev_x)
+
+
+def test_checkpoint_written_before_newer_model_options_still_loads(pretrained, wiki_bin, tmp_path):
+    """A checkpoint from an older version lacks options added since (attention type, generator lr
+    scale): they take their defaults, which keep the old model, and the features are unchanged."""
+    from omegaconf import OmegaConf
+
+    from metro_fairseq.evaluation.checkpoint_features import load_main_model, main_states
+
+    _, exported = pretrained
+    state = torch.load(exported, weights_only=False)
+    cfg = state["cfg"]
+    state["cfg"] = cfg = OmegaConf.to_container(cfg) if OmegaConf.is_config(cfg) else cfg
+    assert "attention_type" in cfg["model"]
+    for key in ("attention_type", "generator_lr_scale", "position_buckets"):
+        cfg["model"].pop(key)
+    cfg["model"]["an_option_from_elsewhere"] = 1
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    tokens = torch.tensor([[0, 100, 200, 300, 2]])
+    with torch.no_grad():
+        new_model, *_ = load_main_model(str(exported), str(wiki_bin))
+        old_model, *_ = load_main_model(str(old), str(wiki_bin))
+        assert torch.equal(main_states(new_model, "metro", tokens), main_states(old_model, "metro", tokens))

@@ -22,7 +22,7 @@ def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init
     from fairseq import checkpoint_utils, tasks
     from omegaconf import OmegaConf
 
-    from ..models.metro import MetroModel, strip_to_main_model
+    from ..models.metro import MetroModel, config_from_checkpoint, strip_to_main_model
 
     if not os.path.isfile(checkpoint):
         raise ProbeError(f"checkpoint {checkpoint} does not exist")
@@ -46,7 +46,7 @@ def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init
     name = str(cfg.model._name)
     torch.manual_seed(seed)
     if name.startswith("metro"):
-        model = MetroModel(cfg.model, task.source_dictionary, with_generator=False)
+        model = MetroModel(config_from_checkpoint(cfg.model), task.source_dictionary, with_generator=False)
         kind = "metro"
         if not random_init:
             model.load_state_dict(strip_to_main_model(state["model"]), strict=True)

@@ -1,6 +1,5 @@
 """The fairseq side of an export: a metro checkpoint as the main model (GDES merged, generator and
 pretraining heads dropped) with its fine-tuned head, its dictionary and its SentencePiece model."""
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -49,7 +48,7 @@ def load_source(path: str, dict_path: Optional[str] = None, head_name: Optional[
     from fairseq import checkpoint_utils
     from fairseq.data import Dictionary
 
-    from metro_fairseq.models.metro import MetroConfig, MetroModel, strip_to_main_model
+    from metro_fairseq.models.metro import MetroModel, config_from_checkpoint, strip_to_main_model
 
     if not os.path.isfile(path):
         raise ExportError(f"checkpoint {path} does not exist")
@@ -62,8 +61,7 @@ def load_source(path: str, dict_path: Optional[str] = None, head_name: Optional[
         raise ExportError(
             f"{path} is a checkpoint of model {model_cfg.get('_name')!r}, not metro: only metro_fairseq models export"
         )
-    names = {f.name for f in dataclasses.fields(MetroConfig)}
-    cfg = MetroConfig(**{k: v for k, v in model_cfg.items() if k in names})
+    cfg = config_from_checkpoint(model_cfg)
     cfg.embedding_sharing = "tied"  # one table after the GDES merge
     sd = strip_to_main_model(dict(state["model"]))
 

@@ -4,6 +4,7 @@
 RTD label convention, used everywhere in this package: 1 = replaced, 0 = original. A generator
 sample that equals the original token is labelled original.
 """
+import dataclasses
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -138,6 +139,13 @@ class MetroConfig(FairseqDataclass):
     )
     pooler_dropout: float = field(default=0.1, metadata={"help": "dropout in sentence classification heads"})
     pooler_activation_fn: str = field(default="tanh", metadata={"help": "activation of sentence classification heads"})
+
+
+def config_from_checkpoint(model_cfg) -> MetroConfig:
+    """A saved ``cfg.model`` as a MetroConfig: options added since the checkpoint was written take
+    their defaults (which keep the old behaviour), keys this version does not know are dropped."""
+    names = {f.name for f in dataclasses.fields(MetroConfig)}
+    return MetroConfig(**{k: v for k, v in dict(model_cfg).items() if k in names})
 
 
 def dictionary_fingerprint(dictionary) -> int:
