@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
-from fairseq.data import Dictionary
 
 from metro_fairseq.models.metro import MetroConfig, MetroModel
+from test_model import dictionary
 from metro_fairseq.modules.log_buckets import log_bucket_position, relative_embedding_index
 
 
@@ -33,14 +33,6 @@ def test_log_buckets_follow_debertas_definition(buckets, max_position):
     assert (got.abs() <= rel.abs()).all()
     index = relative_embedding_index(40, buckets, max_position)
     assert index[0, 0] == buckets and index.min() >= 0 and index.max() < 2 * buckets
-
-
-def dictionary(n=60):
-    d = Dictionary()
-    for i in range(n):
-        d.add_symbol(f"w{i}")
-    d.add_symbol("<mask>")
-    return d
 
 
 def disentangled_cfg(**kw):
@@ -84,7 +76,7 @@ def test_hidden_states_equal_debertav2model_with_padding(options, lengths):
     from metro_fairseq.hf.layouts import convert, hf_config
 
     transformers = import_transformers()
-    cfg, d = disentangled_cfg(**options), dictionary()
+    cfg, d = disentangled_cfg(**options), dictionary(60)
     model = perturbed_model(cfg, d)
     config = hf_config(transformers, "deberta_v2", cfg, len(d), 2, 0.0)
     theirs = transformers.DebertaV2Model(config).eval()
@@ -99,7 +91,7 @@ def test_hidden_states_equal_debertav2model_with_padding(options, lengths):
 
 
 def test_gradient_reaches_the_shared_relative_table_through_every_layer():
-    d = dictionary()
+    d = dictionary(60)
     grads = {}
     for checkpoint in (False, True):
         model = perturbed_model(disentangled_cfg(checkpoint_activations=checkpoint), d).train()
@@ -129,7 +121,7 @@ def test_gradient_reaches_the_shared_relative_table_through_every_layer():
 
 
 def test_disentangled_model_has_no_absolute_positions_and_default_is_unchanged():
-    d = dictionary()
+    d = dictionary(60)
     keys = set(MetroModel(disentangled_cfg(), d, True).state_dict())
     assert not any("embed_positions" in k or "relative_bias" in k for k in keys)
     assert {"encoder.relative_embedding.embedding.weight", "generator.relative_embedding.layer_norm.bias"} <= keys
@@ -159,7 +151,7 @@ def test_fine_tuning_flags_of_a_disentangled_checkpoint_are_shell_safe():
 def test_log_buckets_without_room_are_refused_with_the_fix():
     from types import SimpleNamespace
 
-    task = SimpleNamespace(source_dictionary=dictionary())
+    task = SimpleNamespace(source_dictionary=dictionary(60))
     with pytest.raises(ValueError, match=r"--max-relative-positions 64 .* raise it above 129$"):
         MetroModel.build_model(disentangled_cfg(position_buckets=256, max_relative_positions=64), task)
     MetroModel.build_model(disentangled_cfg(position_buckets=256, max_relative_positions=512), task)
