@@ -216,18 +216,20 @@ def probe(arm, ckpt, task, args, raw, data):
     return json.load(open(out))
 
 
-def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized):
+def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterion=("sentence_prediction",),
+             folder="finetune"):
+    """Dev accuracy of one fine-tuning run; ``criterion``: the name and its options (OUT/FOLDER/ARM/RUN)."""
     task_bin, train_size, classes = binarized[task, n, 1 if n == "all" else seed]
-    run_dir = os.path.join(args.out, "finetune", arm, f"{task}_n{n}_seed{seed}_lr{lr}")
+    run_dir = os.path.join(args.out, folder, arm, f"{task}_n{n}_seed{seed}_lr{lr}")
     train_log = os.path.join(run_dir, "train.log")
     if not done(train_log):
         shutil.rmtree(run_dir, ignore_errors=True)
         os.makedirs(run_dir)
         batch = 32
         updates = max(args.min_finetune_updates, -(-train_size // batch))  # and at least one epoch
-        log(f"[finetune] {arm} {task} n={n} seed {seed} lr {lr}: {updates} updates")
+        log(f"[{folder}] {arm} {task} n={n} seed {seed} lr {lr}: {updates} updates")
         run([sys.executable, "-m", "fairseq_cli.train", task_bin, "--user-dir", harness.USER_DIR,
-             "--task", "sentence_prediction", "--criterion", "sentence_prediction", "--num-classes", classes,
+             "--task", "sentence_prediction", "--criterion", *criterion, "--num-classes", classes,
              "--init-token", 0, "--separator-token", 2, *model_args,
              *(["--finetune-from-model", ckpt] if arm != "random" else []), "--batch-size", batch,
              "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
