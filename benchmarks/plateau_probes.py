@@ -25,6 +25,8 @@ import harness  # noqa: E402
 sys.path.insert(0, os.path.join(harness.REPO, "scripts"))
 from training_report import binary_entropy_bits  # noqa: E402
 
+TEMP_RELEASE = ["--sampling-temperature-start", "3", "--sampling-temperature-release-bits", "0.5",
+                "--sampling-temperature-anneal-updates", "500"]
 # name -> (extra fairseq-train options, what the probe tests)
 PROBES = {
     "demo": ([], "the demo as it was: RTD only"),
@@ -34,19 +36,18 @@ PROBES = {
                    "generator sees BERT's 80/10/10 inputs"),
     "clm_mixture_801010": (["--clm", "--clm-form", "mixture", "--leave-unmasked-prob", "0.1",
                             "--random-token-prob", "0.1"], "CLM mixture + generator 80/10/10"),
-    "temp_release": (["--sampling-temperature-start", "3", "--sampling-temperature-release-bits", "0.5",
-                      "--sampling-temperature-anneal-updates", "500"],
+    "temp_release": (TEMP_RELEASE,
                      "T=3 until the generator is 0.5 bits under the unigram entropy, then cosine to 1 in 500"),
     "rtd_warmup": (["--rtd-warmup-updates", "1000"], "RTD weight ramped linearly from 0 over 1000 updates"),
     "clm_mixture_rtd_warmup": (["--clm", "--clm-form", "mixture", "--rtd-warmup-updates", "1000"],
                                "CLM mixture + RTD weight ramped from 0 over 1000 updates"),
-    "clm_mixture_temp": (["--clm", "--clm-form", "mixture", "--sampling-temperature-start", "3",
-                          "--sampling-temperature-release-bits", "0.5", "--sampling-temperature-anneal-updates", "500"],
+    "clm_mixture_temp": (["--clm", "--clm-form", "mixture", *TEMP_RELEASE],
                          "CLM mixture + released temperature"),
-    "clm_mixture_temp_801010": (["--clm", "--clm-form", "mixture", "--sampling-temperature-start", "3",
-                                 "--sampling-temperature-release-bits", "0.5",
-                                 "--sampling-temperature-anneal-updates", "500", "--leave-unmasked-prob", "0.1",
+    "clm_mixture_temp_801010": (["--clm", "--clm-form", "mixture", *TEMP_RELEASE, "--leave-unmasked-prob", "0.1",
                                  "--random-token-prob", "0.1"], "CLM mixture + released temperature + 80/10/10"),
+    "metro_recipe": (["--clm", *TEMP_RELEASE], "metro_cpu_small's objective: weighted CLM + released temperature"),
+    "metro_recipe_gdes": (["--clm", *TEMP_RELEASE, "--embedding-sharing", "gdes"],
+                          "the same with DeBERTaV3's GDES: RTD's gradient no longer reaches the generator's embeddings"),
 }
 DEMO = ["--task", "metro_pretraining", "--criterion", "metro", "--arch", "metro", "--encoder-layers", 4,
         "--encoder-embed-dim", 128, "--encoder-ffn-embed-dim", 512, "--encoder-attention-heads", 4,
