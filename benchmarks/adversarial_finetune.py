@@ -13,6 +13,7 @@ Resumable: finished runs are skipped. Prints a Markdown table (median [min - max
 paired difference, minutes per run) and writes OUT/adversarial_finetune.json and a PNG.
 """
 import argparse
+import concurrent.futures
 import json
 import logging
 import os
@@ -21,7 +22,6 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import concurrent.futures  # noqa: E402
 
 import harness  # noqa: E402
 import sample_efficiency as se  # noqa: E402
