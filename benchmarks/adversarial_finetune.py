@@ -10,7 +10,7 @@ folder, same command). The adversarial runs differ only in the criterion:
 ``adversarial_sentence_prediction`` (criterions/adversarial_sentence_prediction.py, DeBERTa's SiFT)
 with its defaults unless --adv-options overrides them. One lr for both, chosen before the comparison.
 Resumable: finished runs are skipped. Prints a Markdown table (median [min - max] over seeds, the
-paired difference, minutes per run) and writes OUT/adversarial_finetune.json and a PNG.
+paired difference, minutes per run) and writes SOURCE/adversarial_finetune_ARM.json and a PNG.
 """
 import argparse
 import concurrent.futures
@@ -73,15 +73,14 @@ def main():
         scores = dict(zip(runs, pool.map(
             lambda r: se.finetune(args.arm, ckpt, model_args, r[0], 300, r[1], args.lr, args, binarized,
                                   criterion=criteria[r[2]], folder=folders[r[2]]), runs)))
-    minutes = {r: run_minutes(os.path.join(args.source, folders[r[2]], args.arm, f"{r[0]}_n300_seed{r[1]}_lr{args.lr}"))
-               for r in runs}
-    results = report(args, scores, minutes, runs)
+    minutes = {r: run_minutes(se.finetune_dir(args, folders[r[2]], args.arm, r[0], 300, r[1], args.lr)) for r in runs}
+    results = report(args, scores, minutes)
     with open(os.path.join(args.source, f"adversarial_finetune_{args.arm}.json"), "w") as f:
         json.dump(results, f, indent=1)
     plot(args, results)
 
 
-def report(args, scores, minutes, runs):
+def report(args, scores, minutes):
     print(f"## SiFT against plain fine-tuning, {args.arm} checkpoint, n = 300, lr {args.lr}, seeds {args.seeds}\n")
     print(f"machine: {harness.machine()}; SiFT options: {args.adv_options or 'the criterion defaults'}\n")
     print("| task | plain | SiFT | SiFT - plain, per seed | median difference | minutes per run, SiFT / plain |")
@@ -99,13 +98,8 @@ def report(args, scores, minutes, runs):
 
 
 def plot(args, results):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tasks = results["tasks"]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6))
+    fig, axes = harness.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6))
     for ax, (task, r) in zip(axes, tasks.items()):
         for seed, a, b in zip(args.seeds, r["plain"], r["sift"]):
             ax.plot([0, 1], [a, b], "o-", color="0.6", label=f"seed {seed}" if seed == args.seeds[0] else None)
@@ -118,10 +112,7 @@ def plot(args, results):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{args.arm} checkpoint, lr {args.lr}: adversarial vs plain fine-tuning (paired by seed)")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(args.plot), exist_ok=True)
-    fig.savefig(args.plot, dpi=120)
-    print(f"\nplot: {args.plot}")
+    harness.save_plot(fig, args.plot)
 
 
 if __name__ == "__main__":

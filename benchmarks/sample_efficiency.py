@@ -216,11 +216,15 @@ def probe(arm, ckpt, task, args, raw, data):
     return json.load(open(out))
 
 
+def finetune_dir(args, folder, arm, task, n, seed, lr):
+    return os.path.join(args.out, folder, arm, f"{task}_n{n}_seed{seed}_lr{lr}")
+
+
 def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterion=("sentence_prediction",),
              folder="finetune"):
     """Dev accuracy of one fine-tuning run; ``criterion``: the name and its options (OUT/FOLDER/ARM/RUN)."""
     task_bin, train_size, classes = binarized[task, n, 1 if n == "all" else seed]
-    run_dir = os.path.join(args.out, folder, arm, f"{task}_n{n}_seed{seed}_lr{lr}")
+    run_dir = finetune_dir(args, folder, arm, task, n, seed, lr)
     train_log = os.path.join(run_dir, "train.log")
     if not done(train_log):
         shutil.rmtree(run_dir, ignore_errors=True)
