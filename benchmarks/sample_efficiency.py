@@ -15,7 +15,7 @@ Arms (same corpus, same main model 4 x 128, same batches and optimizer):
 - metro_scl (optional): the same plus sequence contrastive learning (crop views);
 - metro_genlr (optional): METRO with the generator at 3x the lr (metro_cpu_small_genlr.yaml);
 - metro_gdes (optional): METRO with DeBERTaV3's gradient-disentangled embedding sharing
-  (model.embedding_sharing=gdes): the main model's gradient no longer reaches the generator's embeddings.
+  (metro_cpu_small_gdes.yaml): the main model's gradient no longer reaches the generator's embeddings.
 Every pretraining arm gets the same analytic training FLOPs (benchmarks/harness.py:training_flops):
 --budget RoBERTa updates' worth, so an arm whose update costs k times RoBERTa's runs budget / k
 updates (its lr schedule ends there). FLOPs, not wall clock, because arms run --jobs at a time on a
@@ -76,13 +76,12 @@ def load_preset(name):
 
 
 def arm_preset(arm, args):
-    return "metro_cpu_small_genlr" if arm == "metro_genlr" else args.preset
+    return {"metro_genlr": "metro_cpu_small_genlr", "metro_gdes": "metro_cpu_small_gdes"}.get(arm, args.preset)
 
 
 def arm_overrides(arm):
     """The arm's changes to its preset (hydra overrides)."""
-    return {"electra": ["task.clm=false"], "metro": [], "metro_scl": ["task.scl_view=crop"], "metro_genlr": [],
-            "metro_gdes": ["model.embedding_sharing=gdes"]}[arm]
+    return {"electra": ["task.clm=false"], "metro_scl": ["task.scl_view=crop"]}.get(arm, [])
 
 
 def schedule_overrides(preset, updates):

@@ -26,6 +26,7 @@ PRESET_EXTRA = {
     "debertav3_base": [],
     "debertav3_xsmall": [],
     "metro_cpu_small": [],
+    "metro_cpu_small_gdes": [],
 }
 EXPECTED_KEYS = {
     "electra_base": set(),
@@ -35,6 +36,7 @@ EXPECTED_KEYS = {
     "debertav3_base": set(),
     "debertav3_xsmall": set(),
     "metro_cpu_small": {"clm_loss", "clm_acc"},
+    "metro_cpu_small_gdes": {"clm_loss", "clm_acc"},
     "vega_phase2": {"scl_loss", "scl_acc"},
     "metro_multilingual_base": {"clm_loss", "clm_acc"},
 }
