@@ -287,6 +287,7 @@ def main():
     pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
 
     pre_arms = [a for a in args.arms if a != "random"]
+    args.arm_presets = {a: arm_preset(a, args) for a in pre_arms if a != "roberta"}
     pre = dict(zip(pre_arms, pool.map(lambda a: pretrain(a, args, preset, data, vocab), pre_arms)))
     if args.pretrain_only:
         return

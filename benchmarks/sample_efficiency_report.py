@@ -23,7 +23,8 @@ def report(args, pre, probes, scores, cosine, runs):
     arms, tasks = list(args.arms), list(TASK_NAMES)
     ft = finetune_summary(scores, runs, args.finetune_lr)
     print("## Sample efficiency at equal pretraining FLOPs\n")
-    print(f"machine: {harness.machine()}; preset `{args.preset}`; budget {args.budget} RoBERTa updates of FLOPs "
+    presets = ", ".join(f"{a} `{args.arm_presets[a]}`" for a in arms if a in args.arm_presets)
+    print(f"machine: {harness.machine()}; presets: {presets or '-'}; budget {args.budget} RoBERTa updates of FLOPs "
           f"per arm; runs {args.jobs} at a time, {args.threads} thread(s) each\n")
     print("| arm | updates | FLOPs / update vs RoBERTa | analytic training PFLOP | training minutes | resumed | "
           "last MLM loss (bits) | last RTD recall | last sample temp | held-out token-state cosine |")
