@@ -7,7 +7,8 @@ early, large head gradients from rewriting the pretrained features.
 Any model with fairseq's ``classification_heads`` works (``metro`` and fairseq's ``roberta``), so
 every arm of a comparison gets the same recipe. The phase follows fairseq's update count, so a resume
 continues it exactly. Frozen parameters get no gradient, and fairseq's optimizers, clipping and
-weight decay skip parameters without one, so they stay untouched during LP.
+weight decay skip parameters without one, so they stay untouched during LP. (With --fp16's flat
+gradients a frozen parameter gets a zero gradient instead, so Adam's weight decay still shrinks it.)
 """
 from dataclasses import dataclass, field
 
