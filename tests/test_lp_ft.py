@@ -26,11 +26,13 @@ def lp_ft_task(head_only_updates, world_size=1):
     return SentencePredictionLpFtTask(cfg, d, d), d
 
 
-def gradients_after_step(task, d, update_num):
+def gradients_after_step(task, d, update_num, model=None):
     torch.manual_seed(0)
-    model = MetroModel(MetroConfig(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
-                                   encoder_attention_heads=4), d, with_generator=False)
-    model.register_classification_head(HEAD, num_classes=3)
+    if model is None:
+        model = MetroModel(MetroConfig(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+                                       encoder_attention_heads=4), d, with_generator=False)
+        model.register_classification_head(HEAD, num_classes=3)
+    model.zero_grad(set_to_none=True)
     tokens = torch.randint(d.nspecial, len(d), (4, 10), generator=torch.Generator().manual_seed(1))
     sample = {"net_input": {"src_tokens": tokens}, "target": torch.tensor([[0], [1], [2], [1]]),
               "ntokens": tokens.numel()}
@@ -54,6 +56,17 @@ def test_only_the_head_gets_gradients_during_lp(head_only_updates, update_num, e
         assert sum(g.abs().sum() for g in encoder.values()) > 0
     else:
         assert all(g is None for g in encoder.values())
+
+
+def test_one_task_switches_from_lp_to_ft():
+    """The parameters are set only when the phase changes: one task through LP and into FT."""
+    task, d = lp_ft_task(1)
+    model = MetroModel(MetroConfig(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+                                   encoder_attention_heads=4), d, with_generator=False)
+    model.register_classification_head(HEAD, num_classes=3)
+    lp = gradients_after_step(task, d, 0, model)
+    assert all(g is None for n, g in lp.items() if "classification_heads." not in n)
+    assert all(g is not None for g in gradients_after_step(task, d, 1, model).values())
 
 
 def test_bad_settings_are_refused_with_the_fix():

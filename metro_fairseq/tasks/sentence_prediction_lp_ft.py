@@ -39,10 +39,13 @@ class SentencePredictionLpFtTask(SentencePredictionTask):
             # DDP expects every parameter that required a gradient at wrap time to get one each update
             raise ValueError("--head-only-updates needs a single process (DDP and FSDP expect the same parameters "
                              "to get gradients every update): run LP-FT on one GPU or the CPU")
+        self._head_only = None  # the phase the parameters are set for; None until the first update
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         head_only = update_num < self.cfg.head_only_updates
-        for name, p in model.named_parameters():
-            if HEADS not in name:
-                p.requires_grad_(not head_only)
+        if head_only != self._head_only:  # only at the first update and at the switch to FT
+            for name, p in model.named_parameters():
+                if HEADS not in name:
+                    p.requires_grad_(not head_only)
+            self._head_only = head_only
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
