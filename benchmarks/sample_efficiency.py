@@ -241,9 +241,10 @@ def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterio
         batch = 32
         updates = head_only_updates + max(args.min_finetune_updates, -(-train_size // batch))  # and an epoch
         log(f"[{folder}] {arm} {task} n={n} seed {seed} lr {lr}: {updates} updates")
-        lp_ft = ["sentence_prediction_lp_ft", "--head-only-updates", head_only_updates] if head_only_updates else []
+        task_args = (["sentence_prediction_lp_ft", "--head-only-updates", head_only_updates] if head_only_updates
+                     else ["sentence_prediction"])
         run([sys.executable, "-m", "fairseq_cli.train", task_bin, "--user-dir", harness.USER_DIR,
-             "--task", *(lp_ft or ["sentence_prediction"]), "--criterion", *criterion, "--num-classes", classes,
+             "--task", *task_args, "--criterion", *criterion, "--num-classes", classes,
              "--init-token", 0, "--separator-token", 2, *model_args,
              *(["--finetune-from-model", ckpt] if arm != "random" else []), "--batch-size", batch,
              "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
