@@ -3,7 +3,7 @@
 states separates a labelled task, as a learning curve over the number of training labels.
 
     python scripts/probe_checkpoint.py CHECKPOINT --task-dir DIR [--sizes 100 300 1000 all] [--seeds 5]
-        [--out-json probe.json] [--random-init] [--data DATA_BIN]
+        [--out-json probe.json] [--random-init] [--data DATA_BIN] [--layer K | --bag-of-pieces]
 
 DIR holds ``train.tsv`` and ``dev.tsv`` in the SST-2 layout (a header line, then
 ``sentence<TAB>label``; labels are any strings, any number of classes). The text is encoded with the
@@ -12,7 +12,9 @@ seed a fixed stratified subset of train (scripts never read dev for it) fits an 
 regression whose C is chosen on a held-out quarter of that subset; dev accuracy is reported as the
 median and range over seeds, and the area under the curve as the mean over n on a log axis.
 Works for metro pretraining checkpoints, exported main models and fairseq RoBERTa checkpoints;
---random-init probes the same architecture untrained.
+--random-init probes the same architecture untrained. --layer K probes the states after layer K
+(0: the normalised input embeddings) instead of the last layer's; --bag-of-pieces probes log(1 + count)
+of each SentencePiece piece instead of any model states: the lexical reference a checkpoint should beat.
 """
 import argparse
 import json
@@ -37,6 +39,11 @@ def main(argv=None):
     p.add_argument("--seeds-large", type=int, default=3, help="subsets per size above 1000 labels")
     p.add_argument("--max-length", type=int, default=256, help="tokens per text, <s> included (longer texts are cut)")
     p.add_argument("--random-init", action="store_true", help="probe the same architecture, untrained")
+    features = p.add_mutually_exclusive_group()
+    features.add_argument("--layer", type=int, help="mean-pool the states after this layer (0: the input "
+                                                    "embeddings; default: the last layer)")
+    features.add_argument("--bag-of-pieces", action="store_true",
+                          help="probe log(1 + piece counts) instead of the model's states (lexical reference)")
     p.add_argument("--out-json", help="write {area, by_n: {n: {median, scores, ...}}} here")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
@@ -44,7 +51,7 @@ def main(argv=None):
     import torch
 
     from metro_fairseq.evaluation.checkpoint_features import (
-        ProbeError, encode_texts, load_main_model, mean_pooled_states,
+        ProbeError, bag_of_pieces, check_layer, encode_texts, load_main_model, mean_pooled_states,
     )
     from metro_fairseq.evaluation.label_subsets import parse_sizes, read_labelled_tsv, stratified_subset
     from metro_fairseq.evaluation.linear_probe import accuracy, fit_with_selected_C, learning_curve_area, summarise
@@ -58,6 +65,7 @@ def main(argv=None):
         dev_x, dev_y = read_labelled_tsv(os.path.join(args.task_dir, "dev.tsv"))
         sizes = parse_sizes(args.sizes, len(train_x))
         model, vocab, spm_path, kind = load_main_model(args.checkpoint, args.data, args.random_init)
+        check_layer(model, kind, args.layer)
     except FileNotFoundError as e:
         fail(f"{e.filename} does not exist: --task-dir must hold train.tsv and dev.tsv (SST-2 layout)")
     except (ValueError, ProbeError) as e:
@@ -68,7 +76,9 @@ def main(argv=None):
         fail(f"dev.tsv has labels {unknown[:3]} that train.tsv never uses: the splits do not belong together")
     index = {c: i for i, c in enumerate(classes)}
     max_length = min(args.max_length, model.max_positions() if hasattr(model, "max_positions") else args.max_length)
-    feats = mean_pooled_states(model, kind, encode_texts(train_x + dev_x, vocab, spm_path, max_length), vocab.pad())
+    sequences = encode_texts(train_x + dev_x, vocab, spm_path, max_length)
+    feats = (bag_of_pieces(sequences, len(vocab)) if args.bag_of_pieces
+             else mean_pooled_states(model, kind, sequences, vocab.pad(), layer=args.layer))
     train_f, dev_f = feats[: len(train_x)], feats[len(train_x):]
     train_t = torch.tensor([index[c] for c in train_y])
     dev_t = torch.tensor([index[c] for c in dev_y])
@@ -86,7 +96,8 @@ def main(argv=None):
     area = learning_curve_area({n: s["median"] for n, s in by_n.items()})
 
     what = "random initialisation of " if args.random_init else ""
-    print(f"probe of {what}{args.checkpoint} ({kind}, {feats.size(1)} features) on {args.task_dir}: "
+    source = ("bag of pieces" if args.bag_of_pieces else "last layer" if args.layer is None else f"layer {args.layer}")
+    print(f"probe of {what}{args.checkpoint} ({kind}, {source}, {feats.size(1)} features) on {args.task_dir}: "
           f"{len(classes)} classes, {len(train_x)} train / {len(dev_x)} dev, majority class {majority:.1f}")
     print("| n | seeds | median dev accuracy | min - max |")
     print("|---|---|---|---|")
@@ -97,7 +108,8 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.out_json)), exist_ok=True)
         with open(args.out_json, "w") as f:
             json.dump({"area": area, "by_n": {str(n): s for n, s in by_n.items()}, "majority": majority,
-                       "classes": classes, "checkpoint": args.checkpoint, "random_init": args.random_init}, f, indent=1)
+                       "classes": classes, "checkpoint": args.checkpoint, "random_init": args.random_init,
+                       "features": source}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -202,3 +202,69 @@ def test_checkpoint_written_before_newer_model_options_still_loads(pretrained, w
         new_model, *_ = load_main_model(str(exported), str(wiki_bin))
         old_model, *_ = load_main_model(str(old), str(wiki_bin))
         assert torch.equal(main_states(new_model, "metro", tokens), main_states(old_model, "metro", tokens))
+
+
+def truncated(model, kind, layers):
+    """A copy of the main model that keeps only its first ``layers`` layers and no final norm."""
+    import copy
+
+    short = copy.deepcopy(model)
+    encoder = short.encoder if kind == "metro" else short.encoder.sentence_encoder
+    encoder.layers = encoder.layers[:layers]
+    if kind == "metro":
+        encoder.final_layer_norm = None
+    else:
+        encoder.layer_norm = None
+    return short
+
+
+@pytest.mark.parametrize("kind", ["exported", "roberta"])
+def test_states_after_each_layer_match_a_truncated_model(checkpoints, kind):
+    from metro_fairseq.evaluation.checkpoint_features import (
+        ProbeError, check_layer, load_main_model, main_states, mean_pooled_states,
+    )
+
+    model, vocab, _, k = load_main_model(str(checkpoints[kind]))
+    depth = check_layer(model, k, None)
+    assert depth == {"exported": 3, "roberta": 2}[kind]  # metro_tiny; the fixture's roberta
+    tokens = torch.tensor([[0, 100, 200, 300, 2], [0, 150, 250, 2, vocab.pad()]])
+    with torch.no_grad():
+        states = [main_states(model, k, tokens, layer) for layer in range(depth + 1)]
+        assert torch.equal(states[depth], main_states(model, k, tokens))
+        for layer in range(depth):
+            assert torch.allclose(states[layer], main_states(truncated(model, k, layer), k, tokens), atol=1e-6)
+            assert not torch.allclose(states[layer], states[layer + 1])
+    pooled = mean_pooled_states(model, k, [tokens[0], tokens[1, :4]], vocab.pad(), layer=1)
+    assert torch.allclose(pooled[1], states[1][1, :4].mean(0), atol=1e-6)
+    for bad in (-1, depth + 1):
+        with pytest.raises(ProbeError, match=f"layer {bad} does not exist.*0 \\(embeddings\\) to {depth}"):
+            main_states(model, k, tokens, bad)
+
+
+def test_bag_of_pieces_counts_each_piece():
+    from metro_fairseq.evaluation.checkpoint_features import bag_of_pieces
+
+    feats = bag_of_pieces([torch.tensor([0, 5, 5, 7, 2]), torch.tensor([0, 3, 2])], vocab_size=9)
+    expected = torch.zeros(2, 9)
+    for row, counts in enumerate(({0: 1, 5: 2, 7: 1, 2: 1}, {0: 1, 3: 1, 2: 1})):
+        for piece, count in counts.items():
+            expected[row, piece] = math.log(1 + count)
+    assert torch.allclose(feats, expected)
+
+
+def test_probe_script_layer_and_bag_of_pieces(checkpoints, tmp_path):
+    task = write_task(tmp_path / "task")
+    base = PROBE + [str(checkpoints["exported"]), "--task-dir", str(task), "--sizes", "90", "all", "--seeds", "2"]
+    out = tmp_path / "bag.json"
+    bag = run(base + ["--bag-of-pieces", "--out-json", str(out)])
+    assert "bag of pieces" in bag.stdout
+    result = json.loads(out.read_text())
+    assert result["features"] == "bag of pieces"
+    assert result["by_n"]["240"]["median"] > 95.0, result  # each topic has its own words
+    layer0 = run(base + ["--layer", "0"])
+    assert "layer 0, 64 features" in layer0.stdout
+    bad = run(base + ["--layer", "4"], check=False)
+    assert bad.returncode != 0
+    assert "layer 4 does not exist: this main model has layers 0 (embeddings) to 3" in bad.stderr.strip().splitlines()[-1]
+    both = run(base + ["--layer", "0", "--bag-of-pieces"], check=False)
+    assert both.returncode != 0 and "not allowed with" in both.stderr.strip().splitlines()[-1]

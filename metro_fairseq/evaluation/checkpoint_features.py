@@ -73,15 +73,37 @@ def encode_texts(texts: List[str], dictionary, spm_path: str, max_length: int) -
     return out
 
 
-def main_states(model, kind: str, tokens: torch.Tensor) -> torch.Tensor:
-    """Last-layer states ``(B, T, C)`` of the main model, for either kind ``load_main_model`` returns."""
-    return model.encode(tokens) if kind == "metro" else model(tokens, features_only=True)[0]
+def check_layer(model, kind: str, layer: Optional[int]) -> int:
+    """The main model's depth; raises unless ``layer`` is None or one of its layers."""
+    depth = len(model.encoder.layers) if kind == "metro" else len(model.encoder.sentence_encoder.layers)
+    if layer is not None and not 0 <= layer <= depth:
+        raise ProbeError(f"layer {layer} does not exist: this main model has layers 0 (embeddings) to {depth}")
+    return depth
+
+
+def main_states(model, kind: str, tokens: torch.Tensor, layer: Optional[int] = None) -> torch.Tensor:
+    """States ``(B, T, C)`` of the main model, for either kind ``load_main_model`` returns: the last
+    layer's (default), or those after ``layer`` of them (0: the normalised input embeddings)."""
+    if layer is None or layer == check_layer(model, kind, layer):
+        return model.encode(tokens) if kind == "metro" else model(tokens, features_only=True)[0]
+    if kind == "roberta":
+        return model(tokens, features_only=True, return_all_hiddens=True)[1]["inner_states"][layer].transpose(0, 1)
+    # metro's encoder returns only its last layer: catch the wanted one on its way through
+    module = model.encoder.embed_layer_norm if layer == 0 else model.encoder.layers[layer - 1]
+    caught = []
+    handle = module.register_forward_hook(lambda _module, _inputs, output: caught.append(output))
+    try:
+        model.encode(tokens)
+    finally:
+        handle.remove()
+    return caught[0]
 
 
 @torch.no_grad()
-def mean_pooled_states(model, kind: str, sequences: List[torch.Tensor], pad: int, batch_size: int = 64) -> torch.Tensor:
-    """``(N, C)``: each sequence's last-layer states averaged over its tokens (padding excluded);
-    batches are formed by length so little padding is computed."""
+def mean_pooled_states(model, kind: str, sequences: List[torch.Tensor], pad: int, batch_size: int = 64,
+                       layer: Optional[int] = None) -> torch.Tensor:
+    """``(N, C)``: each sequence's states (``main_states``) averaged over its tokens (padding
+    excluded); batches are formed by length so little padding is computed."""
     from fairseq.data import data_utils
 
     order = sorted(range(len(sequences)), key=lambda i: sequences[i].numel())
@@ -89,9 +111,18 @@ def mean_pooled_states(model, kind: str, sequences: List[torch.Tensor], pad: int
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         tokens = data_utils.collate_tokens([sequences[i] for i in idx], pad)
-        states = main_states(model, kind, tokens)
+        states = main_states(model, kind, tokens, layer)
         keep = tokens.ne(pad).unsqueeze(-1).to(states.dtype)
         means = (states * keep).sum(1) / keep.sum(1)
         for j, i in enumerate(idx):
             pooled[i] = means[j].float()
     return torch.stack(pooled)
+
+
+def bag_of_pieces(sequences: List[torch.Tensor], vocab_size: int) -> torch.Tensor:
+    """``(N, vocab_size)``: log(1 + count) of each dictionary entry in each sequence, the lexical
+    features a checkpoint's states should beat."""
+    counts = torch.zeros(len(sequences), vocab_size)
+    for row, ids in zip(counts, sequences):
+        row.index_add_(0, ids, torch.ones(ids.numel()))
+    return counts.log1p()
