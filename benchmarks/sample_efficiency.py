@@ -15,7 +15,8 @@ Arms (same corpus, same main model 4 x 128, same batches and optimizer):
 - metro_scl (optional): the same plus sequence contrastive learning (crop views);
 - metro_genlr (optional): METRO with the generator at 3x the lr (metro_cpu_small_genlr.yaml);
 - metro_gdes (optional): METRO with DeBERTaV3's gradient-disentangled embedding sharing
-  (metro_cpu_small_gdes.yaml): the main model's gradient no longer reaches the generator's embeddings.
+  (metro_cpu_small_gdes.yaml): the main model's gradient no longer reaches the generator's embeddings;
+- metro_gdes_scl (optional): metro_gdes plus sequence contrastive learning (crop views).
 Every pretraining arm gets the same analytic training FLOPs (benchmarks/harness.py:training_flops):
 --budget RoBERTa updates' worth, so an arm whose update costs k times RoBERTa's runs budget / k
 updates (its lr schedule ends there). FLOPs, not wall clock, because arms run --jobs at a time on a
@@ -50,7 +51,7 @@ import harness  # noqa: E402
 REPO = harness.REPO
 ENV = dict(os.environ, PYTHONWARNINGS="ignore")
 PRESET_DIR = os.path.join(REPO, "metro_fairseq", "config", "pretraining")
-ARMS = ("random", "roberta", "electra", "metro", "metro_scl", "metro_genlr", "metro_gdes")
+ARMS = ("random", "roberta", "electra", "metro", "metro_scl", "metro_genlr", "metro_gdes", "metro_gdes_scl")
 TASKS = {"sentiment": "SST-2", "bbc": "BBC"}
 PROBE_SIZES = {"sentiment": ["100", "300", "1000", "3000", "all"], "bbc": ["100", "300", "1000", "all"]}
 
@@ -78,12 +79,14 @@ def load_preset(name):
 
 
 def arm_preset(arm, args):
-    return {"metro_genlr": "metro_cpu_small_genlr", "metro_gdes": "metro_cpu_small_gdes"}.get(arm, args.preset)
+    return {"metro_genlr": "metro_cpu_small_genlr", "metro_gdes": "metro_cpu_small_gdes",
+            "metro_gdes_scl": "metro_cpu_small_gdes"}.get(arm, args.preset)
 
 
 def arm_overrides(arm):
     """The arm's changes to its preset (hydra overrides)."""
-    return {"electra": ["task.clm=false"], "metro_scl": ["task.scl_view=crop"]}.get(arm, [])
+    return {"electra": ["task.clm=false"], "metro_scl": ["task.scl_view=crop"],
+            "metro_gdes_scl": ["task.scl_view=crop"]}.get(arm, [])
 
 
 def schedule_overrides(preset, updates):
@@ -103,7 +106,7 @@ def arm_updates(arm, preset, budget, vocab):
     """Updates whose analytic FLOPs equal ``budget`` RoBERTa updates."""
     size = size_of(preset)
     system = {"roberta": "roberta", "electra": "metro", "metro": "metro: CLM", "metro_scl": "metro: CLM SCL",
-              "metro_genlr": "metro: CLM", "metro_gdes": "metro: CLM"}[arm]
+              "metro_genlr": "metro: CLM", "metro_gdes": "metro: CLM", "metro_gdes_scl": "metro: CLM SCL"}[arm]
     if arm == "electra" or not preset.task.clm:
         system = system.replace(" CLM", "")
     per_update = harness.training_flops(system, size, vocab)

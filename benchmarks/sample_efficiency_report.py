@@ -5,7 +5,7 @@ import harness
 
 LABELS = {"random": "random init", "roberta": "RoBERTa masked LM", "electra": "ELECTRA-style (RTD)",
           "metro": "METRO (RTD + CLM)", "metro_scl": "METRO + SCL", "metro_genlr": "METRO, generator lr x3",
-          "metro_gdes": "METRO, GDES sharing"}
+          "metro_gdes": "METRO, GDES sharing", "metro_gdes_scl": "METRO, GDES + SCL"}
 TASK_NAMES = {"sentiment": "review sentiment", "bbc": "BBC News topics"}
 
 
