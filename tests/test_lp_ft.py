@@ -26,12 +26,16 @@ def lp_ft_task(head_only_updates, world_size=1):
     return SentencePredictionLpFtTask(cfg, d, d), d
 
 
+def small_model(d):
+    model = MetroModel(MetroConfig(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+                                   encoder_attention_heads=4), d, with_generator=False)
+    model.register_classification_head(HEAD, num_classes=3)
+    return model
+
+
 def gradients_after_step(task, d, update_num, model=None):
     torch.manual_seed(0)
-    if model is None:
-        model = MetroModel(MetroConfig(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
-                                       encoder_attention_heads=4), d, with_generator=False)
-        model.register_classification_head(HEAD, num_classes=3)
+    model = small_model(d) if model is None else model
     model.zero_grad(set_to_none=True)
     tokens = torch.randint(d.nspecial, len(d), (4, 10), generator=torch.Generator().manual_seed(1))
     sample = {"net_input": {"src_tokens": tokens}, "target": torch.tensor([[0], [1], [2], [1]]),
@@ -61,9 +65,7 @@ def test_only_the_head_gets_gradients_during_lp(head_only_updates, update_num, e
 def test_one_task_switches_from_lp_to_ft():
     """The parameters are set only when the phase changes: one task through LP and into FT."""
     task, d = lp_ft_task(1)
-    model = MetroModel(MetroConfig(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
-                                   encoder_attention_heads=4), d, with_generator=False)
-    model.register_classification_head(HEAD, num_classes=3)
+    model = small_model(d)
     lp = gradients_after_step(task, d, 0, model)
     assert all(g is None for n, g in lp.items() if "classification_heads." not in n)
     assert all(g is not None for g in gradients_after_step(task, d, 1, model).values())
