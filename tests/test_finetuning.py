@@ -216,3 +216,35 @@ def test_layer_decay_block_from_readme_trains(glue_bin, pretrained, tmp_path):
     lrs = sorted(float(ln.split("'lr': [")[1].split("]")[0]) for ln in groups)
     assert len(lrs) == 5  # embeddings, 3 layers, heads
     assert all(math.isclose(lr, 2e-5 * 0.8 ** k) for lr, k in zip(lrs, [4, 3, 2, 1, 0]))
+
+
+def test_train_composite_gives_flags_layer_decay(glue_bin, pretrained, tmp_path):
+    """scripts/train_composite.py: a fairseq-train command line with --layer-lr-decay gets one lr per depth,
+    each on the flags' polynomial schedule."""
+    _, exported = pretrained
+    cmd = finetune_cmd(glue_bin / "RTE", exported, tmp_path, "--num-classes", "2", "--layer-lr-decay", "0.8",
+                       "--lr-scheduler", "polynomial_decay", "--warmup-updates", "2", "--total-num-update", "8",
+                       "--log-interval", "1")
+    r = run([sys.executable, "scripts/train_composite.py", *cmd[len(TRAIN):]])
+    out = r.stdout + r.stderr
+    groups = [ln for ln in out.splitlines() if "fairseq.optim.composite" in ln and "Group :" in ln]
+    lrs = sorted(float(ln.split("'lr': [")[1].split("]")[0]) for ln in groups)
+    assert len(lrs) == 5  # embeddings, 3 layers, heads
+    assert all(math.isclose(lr, 1e-4 * 0.8 ** k) for lr, k in zip(lrs, [4, 3, 2, 1, 0]))
+    for line in (ln for ln in out.splitlines() if "train_inner" in ln):
+        fields = dict(f.strip().split("=") for f in line.split(": ", 1)[1].split(",")[1:])
+        u = int(fields["num_updates"])
+        shape = u / 2 if u <= 2 else (8 - u) / 6  # warm-up to update 2, then linear to 0 at update 8
+        logged = sorted(float(v) for k, v in fields.items() if k.startswith("lr_"))
+        assert len(logged) == 5 and all(math.isclose(a, b * shape, rel_tol=1e-4) for a, b in zip(logged, lrs)), line
+    assert u == 6
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--optimizer", "composite", "--lr", "1e-4"], "the optimizer is already composite; use fairseq-train"),
+    (["--optimizer", "adam", "--lr", "1e-4,2e-4"], "has several values; give one"),
+])
+def test_train_composite_refuses(flags, message, tmp_path):
+    r = run([sys.executable, "scripts/train_composite.py", str(tmp_path), "--task", "sentence_prediction", "--criterion",
+             "sentence_prediction", "--arch", "roberta_base", "--cpu", *flags], check=False)
+    assert r.returncode != 0 and message in last_line(r), last_line(r)
