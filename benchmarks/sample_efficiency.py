@@ -225,6 +225,15 @@ def probe(arm, ckpt, task, args, raw, data):
     return json.load(open(out))
 
 
+def model_args_of(arm, ckpt, preset):
+    """Fine-tuning's architecture flags: fairseq's roberta at the preset's size, or a metro export's own."""
+    if arm == "roberta":
+        m = preset.model
+        return ["--arch", "roberta", "--encoder-layers", m.encoder_layers, "--encoder-embed-dim", m.encoder_embed_dim,
+                "--encoder-ffn-embed-dim", m.encoder_ffn_embed_dim, "--encoder-attention-heads", m.encoder_attention_heads]
+    return run([sys.executable, "scripts/export_main_model.py", "--show-args", ckpt]).split()
+
+
 def finetune_dir(args, folder, arm, task, n, seed, lr):
     return os.path.join(args.out, folder, arm, f"{task}_n{n}_seed{seed}_lr{lr}")
 
@@ -236,10 +245,11 @@ def recipe_suffix(head_only_updates, layer_lr_decay):
 
 
 def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterion=("sentence_prediction",),
-             folder="finetune", head_only_updates=0, layer_lr_decay=1.0):
+             folder="finetune", head_only_updates=0, layer_lr_decay=1.0, validate_interval=10000):
     """Dev accuracy of one fine-tuning run; ``criterion``: the name and its options (OUT/FOLDER/ARM/RUN);
     ``head_only_updates``: an LP phase before the usual updates (LP-FT, tasks/sentence_prediction_lp_ft.py);
-    ``layer_lr_decay``: ELECTRA's layer-wise lr decay (metro models; scripts/train_composite.py)."""
+    ``layer_lr_decay``: ELECTRA's layer-wise lr decay (metro models; scripts/train_composite.py);
+    ``validate_interval``: epochs between dev evaluations (the last epoch's is the score)."""
     task_bin, train_size, classes = binarized[task, n, 1 if n == "all" else seed]
     run_dir = finetune_dir(args, folder, arm, task, n, seed, lr)
     train_log = os.path.join(run_dir, "train.log")
@@ -260,7 +270,7 @@ def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterio
              "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
              "--adam-eps", "1e-6", "--weight-decay", 0.01, "--lr", lr, "--lr-scheduler", "polynomial_decay",
              "--warmup-updates", updates // 16, "--total-num-update", updates, "--max-update", updates,
-             "--max-epoch", 10000, "--validate-interval", 10000, "--no-save", "--seed", seed, "--cpu",
+             "--max-epoch", 10000, "--validate-interval", validate_interval, "--no-save", "--seed", seed, "--cpu",
              "--num-workers", 0, "--log-format", "simple", "--log-interval", 100, "--save-dir", run_dir,
              "--log-file", train_log], threads=args.threads)
     scores = re.findall(r"valid on 'valid' subset.*?\| accuracy ([\d.]+)", open(train_log).read())
@@ -329,12 +339,7 @@ def main():
     probes = dict(zip([(a, t) for a in args.arms for t in TASKS],
                       pool.map(lambda at: probe(at[0], ckpts[at[0]], at[1], args, raw, data),
                                [(a, t) for a in args.arms for t in TASKS])))
-    model_args = {a: (["--arch", "roberta", "--encoder-layers", preset.model.encoder_layers, "--encoder-embed-dim",
-                       preset.model.encoder_embed_dim, "--encoder-ffn-embed-dim", preset.model.encoder_ffn_embed_dim,
-                       "--encoder-attention-heads", preset.model.encoder_attention_heads]
-                      if a == "roberta" else
-                      run([sys.executable, "scripts/export_main_model.py", "--show-args", ckpts[a]]).split())
-                  for a in args.arms}
+    model_args = {a: model_args_of(a, ckpts[a], preset) for a in args.arms}
     binarized = {} if args.no_finetune else binarize_subsets(args, data, raw)
     # arms innermost: an interrupted pass has compared every arm on the same runs so far
     runs = [] if args.no_finetune else [

@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Dev accuracy after every epoch of one fine-tuning run per arm, with the recipe and the fixed n = 300
+subsets of benchmarks/sample_efficiency.py: does an arm that ends behind peak early and then decline
+(too many updates), or level off lower?
+
+    python benchmarks/finetune_dev_curve.py [--arms random roberta metro_gdes] [--task bbc] [--seed 2] [--lr 1e-3]
+
+Reads OUT/pretrain/ARM (run sample_efficiency.py first). Evaluating dev every epoch does not change
+training, so each run ends where sample_efficiency.py's run of the same seed and lr ends. Runs go to
+OUT/finetune_curve and are skipped when done (resumable). Prints a Markdown table and writes a PNG.
+"""
+import argparse
+import concurrent.futures
+import logging
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import sample_efficiency as se  # noqa: E402
+from probe_layers import checkpoint  # noqa: E402
+from sample_efficiency_report import LABELS, TASK_NAMES  # noqa: E402
+
+FOLDER = "finetune_curve"
+
+
+def dev_curve(train_log):
+    """{update: dev accuracy} from a fine-tuning log (one validation per epoch)."""
+    pattern = r"valid on 'valid' subset \| loss [\d.]+ \| nll_loss [\d.]+ \| accuracy ([\d.]+) .*?num_updates (\d+)"
+    return {int(u): float(acc) for acc, u in re.findall(pattern, open(train_log).read())}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=os.path.join(se.REPO, "outputs", "bench", "sample_efficiency"),
+                   help="sample_efficiency.py's results folder")
+    p.add_argument("--arms", nargs="+", default=["random", "roberta", "metro_gdes"], choices=se.ARMS)
+    p.add_argument("--task", choices=list(se.TASKS), default="bbc")
+    p.add_argument("--seed", type=int, default=2, help="which n = 300 subset")
+    p.add_argument("--lr", default="1e-3")
+    p.add_argument("--preset", default="metro_cpu_small", help="the main model's size, for the roberta arm")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--plot", default=os.path.join(se.REPO, "docs", "benchmarks", "finetune_dev_curve.png"))
+    args = p.parse_args()
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    args.finetune_seeds, args.finetune_sizes, args.threads, args.min_finetune_updates = [args.seed], [300], 1, 300
+    data = harness.data_bin(None)
+    binarized = se.binarize_subsets(args, data, se.fetch_tasks(args))
+    preset = se.load_preset(args.preset)
+    ckpts = {a: checkpoint(a, args.out) for a in args.arms}
+    missing = [c for c in ckpts.values() if not os.path.exists(c)]
+    if missing:
+        sys.exit(f"finetune_dev_curve: error: {missing[0]} is missing: run sample_efficiency.py with these arms first")
+
+    def one(arm):
+        se.finetune(arm, ckpts[arm], se.model_args_of(arm, ckpts[arm], preset), args.task, 300, args.seed, args.lr,
+                    args, binarized, folder=FOLDER, validate_interval=1)
+        return dev_curve(os.path.join(se.finetune_dir(args, FOLDER, arm, args.task, 300, args.seed, args.lr), "train.log"))
+
+    curves = dict(zip(args.arms, concurrent.futures.ThreadPoolExecutor(args.jobs).map(one, args.arms)))
+    report(args, curves)
+
+
+def report(args, curves):
+    updates = sorted(next(iter(curves.values())))
+    shown = [u for u in updates if u % 30 == 0]
+    print(f"\n### Dev accuracy during fine-tuning ({TASK_NAMES[args.task]}, n = 300, subset {args.seed}, "
+          f"lr {args.lr})\n")
+    print("| arm | " + " | ".join(f"{u}" for u in shown) + " | best (update) | last |")
+    print("|---" * (len(shown) + 3) + "|")
+    for arm, curve in curves.items():
+        best = max(curve, key=curve.get)
+        print(f"| {LABELS[arm]} | " + " | ".join(f"{curve[u]:.1f}" for u in shown)
+              + f" | {curve[best]:.1f} ({best}) | **{curve[updates[-1]]:.1f}** |")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm, curve in curves.items():
+        ax.plot(sorted(curve), [curve[u] for u in sorted(curve)], marker=".", label=LABELS[arm])
+    ax.set(xlabel="fine-tuning update (one dev evaluation per epoch)", ylabel="dev accuracy (%)",
+           title=f"{TASK_NAMES[args.task]}, n = 300 (subset {args.seed}), lr {args.lr}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
+    fig.savefig(args.plot, dpi=120)
+    print(f"\nplot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
