@@ -73,22 +73,14 @@ def report(args, curves):
         best = max(curve, key=curve.get)
         print(f"| {LABELS[arm]} | " + " | ".join(f"{curve[u]:.1f}" for u in shown)
               + f" | {curve[best]:.1f} ({best}) | **{curve[updates[-1]]:.1f}** |")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = harness.subplots(figsize=(7, 4))
     for arm, curve in curves.items():
         ax.plot(sorted(curve), [curve[u] for u in sorted(curve)], marker=".", label=LABELS[arm])
     ax.set(xlabel="fine-tuning update (one dev evaluation per epoch)", ylabel="dev accuracy (%)",
            title=f"{TASK_NAMES[args.task]}, n = 300 (subset {args.seed}), lr {args.lr}")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
-    fig.savefig(args.plot, dpi=120)
-    print(f"\nplot: {args.plot}")
-
+    harness.save_plot(fig, args.plot)
 
 if __name__ == "__main__":
     main()
