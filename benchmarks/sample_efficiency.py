@@ -34,6 +34,8 @@ Fine-tuning takes --head-only-updates N for LP-FT (Kumar et al. 2022): N head-on
 frozen encoder first, for every arm (runs in OUT/finetune_lpftN, results in OUT/results_lpftN.json);
 --layer-lr-decay D for ELECTRA's layer-wise lr decay (Clark et al. 2020; metro arms and random init;
 OUT/finetune_lldD, OUT/results_lldD.json).
+--device cuda runs pretraining and fine-tuning on the GPU (not yet run there; fairseq falls back to the
+CPU without one); probes and the token cosine stay on the CPU.
 Progress goes to stdout; results to OUT/results.json; a Markdown table; a PNG.
 """
 import argparse
@@ -116,7 +118,7 @@ def arm_updates(arm, preset, budget, vocab):
     return max(1, round(budget / ratio)), ratio, per_update
 
 
-def roberta_flags(preset, data):
+def roberta_flags(preset, data, device="cpu"):
     """fairseq's roberta + masked_lm with the preset's main model, batches and optimisation."""
     m, o, s = preset.model, preset.optimization, preset.lr_scheduler
     return [
@@ -129,7 +131,8 @@ def roberta_flags(preset, data):
         "--weight-decay", preset.optimizer.weight_decay, "--clip-norm", o.clip_norm, "--lr", o.lr[0],
         "--lr-scheduler", "polynomial_decay", "--warmup-updates", s.warmup_updates,
         "--disable-validation", "--no-epoch-checkpoints", "--save-interval-updates",
-        preset.checkpoint.save_interval_updates, "--keep-interval-updates", 1, "--cpu", "--num-workers", 0,
+        preset.checkpoint.save_interval_updates, "--keep-interval-updates", 1, *(["--cpu"] if device == "cpu" else []),
+        "--num-workers", 0,
         "--seed", preset.common.seed, "--log-format", "simple", "--log-interval", preset.common.log_interval,
     ]
 
@@ -144,13 +147,14 @@ def pretrain(arm, args, preset, data, vocab):
             + (" - resuming from checkpoint_last.pt" if resumed else ""))
         os.makedirs(run_dir, exist_ok=True)
         if arm == "roberta":
-            cmd = [sys.executable, *roberta_flags(preset, data), "--max-update", updates, "--total-num-update",
+            cmd = [sys.executable, *roberta_flags(preset, data, args.device), "--max-update", updates, "--total-num-update",
                    updates, "--save-dir", run_dir, "--log-file", train_log]
         else:
             name = arm_preset(arm, args)
             cmd = [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", PRESET_DIR, "--config-name",
                    name, f"task.data={data}", f"checkpoint.save_dir={run_dir}", f"common.log_file={train_log}",
-                   *schedule_overrides(load_preset(name), updates), "dataset.num_workers=0", *arm_overrides(arm)]
+                   *schedule_overrides(load_preset(name), updates), "dataset.num_workers=0", *arm_overrides(arm),
+                   f"common.cpu={str(args.device == 'cpu').lower()}"]
         run(cmd, threads=args.threads)
     text = open(train_log).read()
     walls = [float(w) for w in re.findall(r"[ ,]wall=([\d.]+)", text)]  # wall clock since the (last) start
@@ -270,7 +274,8 @@ def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterio
              "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
              "--adam-eps", "1e-6", "--weight-decay", 0.01, "--lr", lr, "--lr-scheduler", "polynomial_decay",
              "--warmup-updates", updates // 16, "--total-num-update", updates, "--max-update", updates,
-             "--max-epoch", 10000, "--validate-interval", validate_interval, "--no-save", "--seed", seed, "--cpu",
+             "--max-epoch", 10000, "--validate-interval", validate_interval, "--no-save", "--seed", seed,
+             *(["--cpu"] if getattr(args, "device", "cpu") == "cpu" else []),
              "--num-workers", 0, "--log-format", "simple", "--log-interval", 100, "--save-dir", run_dir,
              "--log-file", train_log], threads=args.threads)
     scores = re.findall(r"valid on 'valid' subset.*?\| accuracy ([\d.]+)", open(train_log).read())
@@ -288,6 +293,9 @@ def main():
     p.add_argument("--data", help="binarized corpus (overrides --corpus)")
     p.add_argument("--out", help="results folder (default outputs/bench/sample_efficiency[_CORPUS_BUDGET])")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where pretraining and fine-tuning run (probes and token cosine stay on CPU); "
+                        "cuda has not run yet")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     p.add_argument("--pretrain-only", action="store_true")
     p.add_argument("--no-finetune", action="store_true", help="report pretraining and probes only")
