@@ -82,5 +82,6 @@ def report(args, curves):
     ax.legend()
     harness.save_plot(fig, args.plot)
 
+
 if __name__ == "__main__":
     main()

@@ -269,6 +269,7 @@ def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterio
         run([sys.executable, *trainer, task_bin, "--user-dir", harness.USER_DIR,
              "--task", *task_args, "--criterion", *criterion, "--num-classes", classes,
              "--init-token", 0, "--separator-token", 2, *model_args,
+             # after model_args, whose --layer-lr-decay 1.0 (from the export) it must override
              *(["--layer-lr-decay", layer_lr_decay] if layer_lr_decay != 1 else []),
              *(["--finetune-from-model", ckpt] if arm != "random" else []), "--batch-size", batch,
              "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
