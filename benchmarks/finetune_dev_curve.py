@@ -41,10 +41,14 @@ def main():
     p.add_argument("--lr", default="1e-3")
     p.add_argument("--preset", default="metro_cpu_small", help="the main model's size, for the roberta arm")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads per run (the benchmark's runs use 1; other counts change the order of "
+                        "CPU reductions and so the result, and go to OUT/finetune_curve_threadsN)")
     p.add_argument("--plot", default=os.path.join(se.REPO, "docs", "benchmarks", "finetune_dev_curve.png"))
     args = p.parse_args()
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    args.finetune_seeds, args.finetune_sizes, args.threads, args.min_finetune_updates = [args.seed], [300], 1, 300
+    args.finetune_seeds, args.finetune_sizes, args.min_finetune_updates = [args.seed], [300], 300
+    folder = FOLDER + (f"_threads{args.threads}" if args.threads != 1 else "")
     data = harness.data_bin(None)
     binarized = se.binarize_subsets(args, data, se.fetch_tasks(args))
     preset = se.load_preset(args.preset)
@@ -55,8 +59,8 @@ def main():
 
     def one(arm):
         se.finetune(arm, ckpts[arm], se.model_args_of(arm, ckpts[arm], preset), args.task, 300, args.seed, args.lr,
-                    args, binarized, folder=FOLDER, validate_interval=1)
-        return dev_curve(os.path.join(se.finetune_dir(args, FOLDER, arm, args.task, 300, args.seed, args.lr), "train.log"))
+                    args, binarized, folder=folder, validate_interval=1)
+        return dev_curve(os.path.join(se.finetune_dir(args, folder, arm, args.task, 300, args.seed, args.lr), "train.log"))
 
     curves = dict(zip(args.arms, concurrent.futures.ThreadPoolExecutor(args.jobs).map(one, args.arms)))
     report(args, curves)
@@ -66,7 +70,7 @@ def report(args, curves):
     updates = sorted(next(iter(curves.values())))
     shown = [u for u in updates if u % 30 == 0]
     print(f"\n### Dev accuracy during fine-tuning ({TASK_NAMES[args.task]}, n = 300, subset {args.seed}, "
-          f"lr {args.lr})\n")
+          f"lr {args.lr}, {args.threads} thread{'s' if args.threads > 1 else ''} per run)\n")
     print("| arm | " + " | ".join(f"{u}" for u in shown) + " | best (update) | last |")
     print("|---" * (len(shown) + 3) + "|")
     for arm, curve in curves.items():
