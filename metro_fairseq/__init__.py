@@ -3,15 +3,17 @@
 fairseq auto-imports only ``models/`` and ``tasks/`` of a user dir and only through
 ``--user-dir``; importing everything here registers the plugin on a plain ``import metro_fairseq`` too.
 Importing it also installs small shims on fairseq (README, "Crash consistency"): atomic checkpoint
-writes, safe checkpoint reading, resume recovery, and input checks for ``sentence_prediction``.
+writes, safe checkpoint reading, resume recovery, input checks for ``sentence_prediction``, and
+``--bf16`` without fairseq's forced ``--tpu`` (``bf16_without_tpu.py``).
 """
 from .checkpoint_compat import register_checkpoint_safe_globals
 
 register_checkpoint_safe_globals()
 
-from . import atomic_checkpoint, checkpoint_file, checkpoint_recovery  # noqa: E402
+from . import atomic_checkpoint, bf16_without_tpu, checkpoint_file, checkpoint_recovery  # noqa: E402
 
 atomic_checkpoint.install()
+bf16_without_tpu.install()
 checkpoint_file.install()
 checkpoint_recovery.install()
 

@@ -119,3 +119,43 @@ def test_schedule_trains_logs_and_resumes_identically(wiki_bin, tmp_path):
     for u in again:
         for key in ("loss", "mlm_loss", "rtd_loss", "sample_temp"):
             assert again[u][key] == logs[u][key], (u, key)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_statistics_stay_exact_in_half_precision_models(dtype):
+    """fairseq casts the whole model (model.to(bfloat16) / model.half()): counts past bf16's 256 and
+    fp16's 65,504, and the loss average, must still be exact, and survive a save and load."""
+    vocab = 4
+    schedule = SamplingTemperatureSchedule(1.0, start=3.0, release_bits=0.5, vocab_size=vocab).to(dtype)
+    g = torch.Generator().manual_seed(0)
+    targets = [torch.randint(0, vocab, (60_000,), generator=g) for _ in range(5)]
+    logits = [torch.randn(60_000, vocab, generator=g).to(dtype) for _ in range(5)]
+    loss_ema = weight = 0.0
+    for lg, t in zip(logits, targets):
+        schedule.observe(lg, t)
+        ce = torch.nn.functional.cross_entropy(lg.double(), t).item() / math.log(2)
+        loss_ema, weight = 0.98 * loss_ema + 0.02 * ce, 0.98 * weight + 0.02
+    expected = torch.bincount(torch.cat(targets), minlength=vocab)
+    assert expected.max() > 65_504
+    assert torch.equal(schedule.target_counts, expected)
+    assert schedule.generator_loss_bits().item() == pytest.approx(loss_ema / weight, rel=1e-6)
+    fresh = SamplingTemperatureSchedule(1.0, start=3.0, release_bits=0.5, vocab_size=vocab)
+    fresh.load_state_dict(schedule.state_dict())
+    assert torch.equal(fresh.target_counts, expected)
+    assert fresh.generator_loss_bits().item() == schedule.generator_loss_bits().item()
+
+
+def test_checkpoints_with_float64_statistics_still_load():
+    """Before 2026-12-07 the statistics were float64 buffers (loss_ema, ema_weight, target_counts)."""
+    from test_model import build
+
+    model = build(sampling_temperature_start=3.0, sampling_temperature_release_bits=0.5)
+    old = model.state_dict()
+    old.pop("sampling_temperature.loss_ema_bits")
+    old["sampling_temperature.loss_ema"] = torch.tensor(4.5, dtype=torch.float64)
+    old["sampling_temperature.ema_weight"] = torch.tensor(0.75, dtype=torch.float64)
+    old["sampling_temperature.target_counts"] = torch.arange(len(old["sampling_temperature.target_counts"])).double()
+    model.load_state_dict(old)
+    assert model.sampling_temperature.generator_loss_bits().item() == 6.0
+    assert model.sampling_temperature.target_counts.dtype == torch.long
+    assert model.sampling_temperature.target_counts[5] == 5

@@ -14,9 +14,10 @@ def token_similarity_terms(hidden: torch.Tensor, padding_mask: torch.Tensor) -> 
     (``hidden`` is ``(B, T, C)``), as a per-batch value and a batch count, both tensors.
 
     With unit vectors u_i, sum_{i != j} u_i . u_j = |sum_i u_i|^2 - n: linear in n, not quadratic.
+    Pads are zeroed rather than dropped (no boolean-mask gather, which would sync a GPU).
     """
-    states = hidden.float()[~padding_mask]
-    unit = torch.nn.functional.normalize(states, dim=-1)
-    n = unit.new_tensor(unit.size(0))
-    pairs = (unit.sum(0).pow(2).sum() - n) / (n * (n - 1)).clamp(min=1)
+    real = (~padding_mask).unsqueeze(-1).float()
+    unit = torch.nn.functional.normalize(hidden.float(), dim=-1) * real
+    n = real.sum()
+    pairs = (unit.sum((0, 1)).pow(2).sum() - n) / (n * (n - 1)).clamp(min=1)
     return {"token_cos": pairs, "token_cos_batches": torch.ones_like(pairs)}

@@ -10,7 +10,11 @@ only tell from the original by token identity; a hot temperature keeps that poss
 model does not collapse while the generator sits on the unigram plateau.
 
 All state lives in buffers, so it is saved in checkpoints and identical after a resume. The
-condition is evaluated with tensor ops only (no host sync): ``observe`` in the training forward,
+statistics are integer tensors (counts, and the float64 moving averages kept as their int64 bit
+pattern): every mixed-precision cast (fairseq's ``model.half()`` and ``model.to(bfloat16)``, FSDP's
+buffer cast) skips integer tensors, so they stay exact in fp16 and bf16 runs, where counts in the
+model's dtype would stop growing past 256 (bf16) or overflow past 65,504 (fp16). The condition is
+evaluated with tensor ops only (no host sync): ``observe`` in the training forward,
 ``set_num_updates`` when fairseq reports the update count.
 """
 import math
@@ -46,9 +50,9 @@ class SamplingTemperatureSchedule(nn.Module):
         self.register_buffer("released", torch.tensor(release_bits is None))
         self.register_buffer("release_update", torch.tensor(0, dtype=torch.long))
         if release_bits is not None:
-            self.register_buffer("target_counts", torch.zeros(vocab_size, dtype=torch.float64))
-            self.register_buffer("loss_ema", torch.zeros((), dtype=torch.float64))
-            self.register_buffer("ema_weight", torch.zeros((), dtype=torch.float64))  # for bias correction
+            self.register_buffer("target_counts", torch.zeros(vocab_size, dtype=torch.long))
+            # [loss EMA in bits, its weight for bias correction]: float64 stored as int64 bits (see above)
+            self.register_buffer("loss_ema_bits", torch.zeros(2, dtype=torch.float64).view(torch.long))
 
     @property
     def constant(self) -> bool:
@@ -61,16 +65,21 @@ class SamplingTemperatureSchedule(nn.Module):
             return
         logits = generator_logits.float()
         ce = (logits.logsumexp(-1) - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)).mean() / math.log(2)
-        d = self.ema_decay
-        self.loss_ema.mul_(d).add_((1 - d) * ce.double())
-        self.ema_weight.mul_(d).add_(1 - d)
-        self.target_counts.index_add_(0, targets, torch.ones_like(targets, dtype=torch.float64))
+        self._loss_ema().mul_(self.ema_decay).add_(torch.stack([ce.double(), torch.ones_like(ce, dtype=torch.float64)]),
+                                                   alpha=1 - self.ema_decay)
+        self.target_counts.index_add_(0, targets, torch.ones_like(targets))
+
+    def _loss_ema(self) -> torch.Tensor:
+        """[loss EMA, weight] as float64, a view of the buffer: in-place updates write it."""
+        return self.loss_ema_bits.view(torch.float64)
 
     def generator_loss_bits(self) -> torch.Tensor:
-        return self.loss_ema / self.ema_weight.clamp(min=1e-12)
+        loss, weight = self._loss_ema()
+        return loss / weight.clamp(min=1e-12)
 
     def unigram_entropy_bits(self) -> torch.Tensor:
-        p = self.target_counts / self.target_counts.sum().clamp(min=1)
+        counts = self.target_counts.double()
+        p = counts / counts.sum().clamp(min=1)
         return -(p * torch.log2(p.clamp(min=1e-300))).sum()
 
     @torch.no_grad()
@@ -79,11 +88,22 @@ class SamplingTemperatureSchedule(nn.Module):
         self.num_updates = num_updates
         if self.constant or self.release_bits is None:
             return
-        ready = (self.ema_weight > 0) & (self.generator_loss_bits() <= self.unigram_entropy_bits() - self.release_bits)
+        ready = (self._loss_ema()[1] > 0) & (self.generator_loss_bits() <= self.unigram_entropy_bits() - self.release_bits)
         newly = ready & ~self.released
         self.release_update.copy_(torch.where(newly, torch.full_like(self.release_update, num_updates),
                                               self.release_update))
         self.released.logical_or_(newly)
+
+    def upgrade_state_dict_named(self, state_dict: dict, name: str):
+        """Checkpoints written before 2026-12-07 hold float64 ``target_counts``, ``loss_ema`` and
+        ``ema_weight``; called by fairseq's ``upgrade_state_dict`` before the model loads them."""
+        prefix = name + "." if name else ""
+        if prefix + "loss_ema" in state_dict:
+            ema = torch.stack([state_dict.pop(prefix + k).double() for k in ("loss_ema", "ema_weight")])
+            state_dict[prefix + "loss_ema_bits"] = ema.view(torch.long)
+        counts = state_dict.get(prefix + "target_counts")
+        if counts is not None and counts.is_floating_point():
+            state_dict[prefix + "target_counts"] = counts.round().long()
 
     def value(self) -> Union[float, torch.Tensor]:
         """The temperature for the current update: a float when constant, else a 0-d tensor."""
