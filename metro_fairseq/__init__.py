@@ -3,19 +3,23 @@
 fairseq auto-imports only ``models/`` and ``tasks/`` of a user dir and only through
 ``--user-dir``; importing everything here registers the plugin on a plain ``import metro_fairseq`` too.
 Importing it also installs small shims on fairseq (README, "Crash consistency"): atomic checkpoint
-writes, safe checkpoint reading, resume recovery, input checks for ``sentence_prediction``, and
-``--bf16`` without fairseq's forced ``--tpu`` (``bf16_without_tpu.py``).
+writes, safe checkpoint reading, resume recovery, input checks for ``sentence_prediction``,
+``--bf16`` without fairseq's forced ``--tpu`` (``bf16_without_tpu.py``), and fp32 master weights in
+``--bf16`` / ``--fp16`` checkpoints (``master_weights_checkpoint.py``).
 """
 from .checkpoint_compat import register_checkpoint_safe_globals
 
 register_checkpoint_safe_globals()
 
-from . import atomic_checkpoint, bf16_without_tpu, checkpoint_file, checkpoint_recovery  # noqa: E402
+from . import (  # noqa: E402
+    atomic_checkpoint, bf16_without_tpu, checkpoint_file, checkpoint_recovery, master_weights_checkpoint,
+)
 
 atomic_checkpoint.install()
 bf16_without_tpu.install()
 checkpoint_file.install()
 checkpoint_recovery.install()
+master_weights_checkpoint.install()
 
 from . import criterions  # noqa: E402,F401
 from .models import metro  # noqa: E402,F401
