@@ -26,6 +26,8 @@ logging.getLogger("fairseq").setLevel(logging.WARNING)
 
 import torch  # noqa: E402
 
+import metro_fairseq  # noqa: E402,F401  (its shims, --bf16 without --tpu among them, before the first parse)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "metro_fairseq")
 
@@ -41,7 +43,11 @@ class Size:
     batch: int = 32
 
 
-def common_flags(data: str, size: Size, device: str) -> List[str]:
+PRECISION_FLAGS = {"fp32": [], "bf16": ["--bf16"], "fp16": ["--fp16"]}
+
+
+def common_flags(data: str, size: Size, device: str, precision: Optional[str] = None) -> List[str]:
+    """fairseq-train flags for ``size`` on ``device``; ``precision`` defaults to fp32 on CPU, fp16 on CUDA."""
     flags = [
         data, "--user-dir", USER_DIR, "--encoder-layers", str(size.layers), "--encoder-embed-dim", str(size.dim),
         "--encoder-ffn-embed-dim", str(size.ffn), "--encoder-attention-heads", str(size.heads),
@@ -51,11 +57,28 @@ def common_flags(data: str, size: Size, device: str) -> List[str]:
         "--clip-norm", "2.0", "--lr", "5e-4", "--lr-scheduler", "polynomial_decay", "--warmup-updates", "10",
         "--total-num-update", "100000", "--num-workers", "0", "--seed", "1", "--no-progress-bar",
     ]
-    if device == "cpu":
-        flags.append("--cpu")
-    else:
-        flags.append("--fp16")
-    return flags
+    if precision is None:
+        precision = "fp32" if device == "cpu" else "fp16"
+    return flags + (["--cpu"] if device == "cpu" else []) + PRECISION_FLAGS[precision]
+
+
+def matmul_peak_gflops(size: Size, dtype: torch.dtype, device: str = "cpu", seconds: float = 1.0) -> float:
+    """The machine's best GFLOP/s on the model's own matmul shapes (tokens x dim x dim, x ffn and
+    back) in ``dtype`` at the current thread count: the ceiling the training step is measured against."""
+    tokens = size.batch * size.tokens_per_sample
+    best = 0.0
+    for m, k, n in ((tokens, size.dim, size.dim), (tokens, size.dim, size.ffn), (tokens, size.ffn, size.dim)):
+        a = torch.randn(m, k, device=device).to(dtype)
+        b = torch.randn(k, n, device=device).to(dtype)
+        a @ b  # warm-up: kernel choice, page faults
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            reps += 1
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def variants(size: Size) -> Dict[str, List[str]]:

@@ -1,5 +1,6 @@
 """GPU-only paths (skipped without CUDA): fairseq's fp16 loss scaling, memory-efficient fp16, bf16,
-and fairscale FSDP with activation checkpointing, each training the tiny model on the real corpus."""
+memory-efficient bf16, and fairscale FSDP with activation checkpointing, each training the tiny model
+on the real corpus."""
 import re
 import sys
 
@@ -26,7 +27,8 @@ def train(data, save_dir, *extra):
     return out
 
 
-@pytest.mark.parametrize("precision", [["--fp16"], ["--fp16", "--memory-efficient-fp16"], ["--bf16"]])
+@pytest.mark.parametrize("precision", [["--fp16"], ["--fp16", "--memory-efficient-fp16"], ["--bf16"],
+                                       ["--bf16", "--memory-efficient-bf16"]], ids=lambda flags: "+".join(flags))
 def test_mixed_precision_training(precision, wiki_bin, tmp_path):
     train(wiki_bin, tmp_path, *precision)
 
