@@ -12,18 +12,16 @@ import torch
 from fairseq import options
 
 import metro_fairseq  # noqa: F401  (installs the shims before the parses below)
-from conftest import run
+from conftest import BF16_LOSS_TOLERANCE, run
 from test_end_to_end import train_cmd, train_logs
 from test_finetuning import finetune_cmd, valid_metrics
 from test_squad_task import prepare as prepare_squad
 from test_squad_task import squad_cmd, squad_json, valid_stats  # noqa: F401  (squad_json is a fixture)
 
-# a bf16 loss may differ from fp32's by this fraction at any logged update (seen: 0.5% at most)
-LOSS_TOLERANCE = 0.03
 # standard attention, tied embeddings, weighted CLM, crop-view SCL, and a temperature release that
-# fires mid-run (release_bits < 0: the generator's loss within 1.3 bits above the unigram entropy)
+# fires mid-run (release_bits < 0: the generator's loss within 1.7 bits above the unigram entropy)
 RELEASE_RUN = ("--disable-validation", "--clm", "--scl-view", "crop", "--sampling-temperature-start", "3",
-               "--sampling-temperature-release-bits=-1.3", "--sampling-temperature-anneal-updates", "10")
+               "--sampling-temperature-release-bits=-1.7", "--sampling-temperature-anneal-updates", "10")
 # disentangled attention, GDES, the exact copy-mixture CLM, dropout-view SCL, a fixed anneal
 DEBERTA_RUN = ("--disable-validation", "--clm", "--clm-form", "mixture", "--scl-view", "dropout",
                "--attention-type", "disentangled", "--embedding-sharing", "gdes",
@@ -58,42 +56,42 @@ def assert_tracks(bf16, fp32, updates):
     for step in bf16:
         for key in ("loss", "mlm_loss", "rtd_loss"):
             low, ref = float(bf16[step][key]), float(fp32[step][key])
-            assert math.isfinite(low) and abs(low - ref) <= LOSS_TOLERANCE * ref, (step, key, low, ref)
+            assert math.isfinite(low) and abs(low - ref) <= BF16_LOSS_TOLERANCE * ref, (step, key, low, ref)
     assert float(bf16[updates]["loss"]) < float(bf16[5]["loss"]) - 3
 
 
 @pytest.fixture(scope="module")
 def release_runs(wiki_bin, tmp_path_factory):
     dirs = {p: tmp_path_factory.mktemp(f"release-{p}") for p in ("fp32", "bf16")}
-    logs = {"fp32": pretrain(wiki_bin, dirs["fp32"], 40, *RELEASE_RUN)[0]}
-    logs["bf16"], out = pretrain(wiki_bin, dirs["bf16"], 40, *RELEASE_RUN, "--bf16")
+    logs = {"fp32": pretrain(wiki_bin, dirs["fp32"], 30, *RELEASE_RUN)[0]}
+    logs["bf16"], out = pretrain(wiki_bin, dirs["bf16"], 30, *RELEASE_RUN, "--bf16")
     assert "'bf16': True" in out and "'tpu': False" in out
     return dirs, logs
 
 
 def test_bf16_tracks_fp32_and_releases_the_temperature_at_the_same_update(release_runs):
     dirs, logs = release_runs
-    assert_tracks(logs["bf16"], logs["fp32"], 40)
+    assert_tracks(logs["bf16"], logs["fp32"], 30)
     assert release_update(dirs["bf16"]) == release_update(dirs["fp32"]) is not None
-    assert 5 < release_update(dirs["fp32"]) < 40  # it fired during the run, not at once
-    assert float(logs["bf16"][40]["sample_temp"]) < 3.0 == float(logs["bf16"][5]["sample_temp"])
+    assert 20 < release_update(dirs["fp32"]) < 30  # it fired during the run, after the resume point below
+    assert float(logs["bf16"][30]["sample_temp"]) < 3.0 == float(logs["bf16"][5]["sample_temp"])
 
 
 @pytest.mark.parametrize("flags,precision", [(DEBERTA_RUN, "--bf16"), (ELECTRA_RUN, "--memory-efficient-bf16")],
                          ids=["disentangled-gdes-mixture-dropout", "memory-efficient-none"])
 def test_bf16_tracks_fp32(flags, precision, wiki_bin, tmp_path):
-    fp32, _ = pretrain(wiki_bin, tmp_path / "fp32", 30, *flags)
-    bf16, _ = pretrain(wiki_bin, tmp_path / "bf16", 30, *flags, precision)
-    assert_tracks(bf16, fp32, 30)
+    fp32, _ = pretrain(wiki_bin, tmp_path / "fp32", 20, *flags)
+    bf16, _ = pretrain(wiki_bin, tmp_path / "bf16", 20, *flags, precision)
+    assert_tracks(bf16, fp32, 20)
 
 
 def test_bf16_resume_reproduces_the_uninterrupted_run(release_runs, wiki_bin, tmp_path):
     """The fp32 master weights travel in the checkpoint (master_weights_checkpoint.py); without them
-    the resumed run drifts (loss 39.34 against 39.14 at update 35)."""
+    the resumed run drifts (seen: loss 39.34 against 39.14 five updates after the resume)."""
     dirs, logs = release_runs
-    pretrain(wiki_bin, tmp_path, 30, *RELEASE_RUN, "--bf16")
-    resumed, out = pretrain(wiki_bin, tmp_path, 40, *RELEASE_RUN, "--bf16")
-    assert "Loaded checkpoint" in out and sorted(resumed) == [35, 40]
+    pretrain(wiki_bin, tmp_path, 20, *RELEASE_RUN, "--bf16")
+    resumed, out = pretrain(wiki_bin, tmp_path, 30, *RELEASE_RUN, "--bf16")
+    assert "Loaded checkpoint" in out and sorted(resumed) == [25, 30]
     for step in resumed:
         for key in ("loss", "mlm_loss", "rtd_loss", "clm_loss", "scl_loss", "sample_temp", "gnorm"):
             assert resumed[step][key] == logs["bf16"][step][key], (step, key)
@@ -113,7 +111,7 @@ def test_bf16_checkpoint_finetunes_sentence_prediction(precision, release_runs, 
 def test_bf16_checkpoint_finetunes_squad(precision, release_runs, squad_json, wiki_bin, tmp_path):  # noqa: F811
     dirs, _ = release_runs
     data = prepare_squad(squad_json, wiki_bin, tmp_path / "bin")
-    short = ["--max-update", "10", "--total-num-update", "10", "--validate-interval-updates", "10"]
+    short = ["--max-update", "5", "--total-num-update", "5", "--validate-interval-updates", "5"]
     r = run(squad_cmd(data, dirs["bf16"] / "checkpoint_last.pt", tmp_path / "ft", *short, *precision))
     stats = valid_stats(r.stdout + r.stderr)
     assert math.isfinite(stats["loss"]) and 0.0 <= stats["f1"] <= 100.0

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run
+from conftest import BF16_LOSS_TOLERANCE, REPO, run
 from test_end_to_end import train_cmd, train_logs
 
 TINY = [
@@ -61,9 +61,18 @@ def check_falls(logs, preset):
 
 
 @pytest.mark.parametrize("preset", sorted(PRESET_EXTRA))
-def test_preset_trains(preset, wiki_bin, tmp_path):
-    logs = hydra_train(preset, wiki_bin, tmp_path, *TINY, *PRESET_EXTRA[preset])
-    check_falls(logs, preset)
+def test_preset_trains_in_fp32_and_bf16(preset, wiki_bin, tmp_path):
+    """fairseq's Trainer casts the model to bf16 (common.bf16=true); the same seed's fp32 run is the
+    reference. The bf16 run stops at update 10 (same lr schedule): CPUs without AVX512-BF16 emulate
+    bf16 matmuls about 10x slower than fp32."""
+    fp32 = hydra_train(preset, wiki_bin, tmp_path / "fp32", *TINY, *PRESET_EXTRA[preset])
+    bf16 = hydra_train(preset, wiki_bin, tmp_path / "bf16", *TINY, *PRESET_EXTRA[preset], "common.bf16=true",
+                       "optimization.max_update=10")
+    check_falls(fp32, preset)
+    assert sorted(bf16) == [5, 10] and float(bf16[10]["loss"]) < float(bf16[5]["loss"]), preset
+    for step in bf16:
+        low, ref = float(bf16[step]["loss"]), float(fp32[step]["loss"])
+        assert abs(low - ref) <= BF16_LOSS_TOLERANCE * ref, (preset, step, low, ref)
 
 
 def test_vega_phase2_continues_from_phase1(wiki_bin, tmp_path):
