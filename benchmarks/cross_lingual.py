@@ -45,7 +45,7 @@ import harness  # noqa: E402
 
 REPO = harness.REPO
 sys.path.insert(0, REPO)
-from metro_fairseq.evaluation.libreoffice_modules import DEFAULT_MODULES  # noqa: E402
+from cross_lingual_data.libreoffice_modules import DEFAULT_MODULES  # noqa: E402
 PRESET_DIR = os.path.join(REPO, "metro_fairseq", "config", "pretraining")
 ARMS = ("alpha0.3", "alpha1.0", "english", "random")
 # ++: set whether or not the preset names the option (metro_cpu_small is monolingual and does not)
@@ -112,7 +112,7 @@ def capped(pages, max_pages, seed=1):
 
 def prepare(args, help_dir):
     """The train pages (never valid/test) of every language -> OUT/data-bin, one shared vocabulary."""
-    from metro_fairseq.evaluation.help_pages import read_pages
+    from cross_lingual_data.help_pages import read_pages
 
     dest = os.path.join(args.out, "data-bin")
     stamp = os.path.join(dest, "prepared.json")
@@ -204,12 +204,12 @@ def evaluate(arm, checkpoint, args, help_dir, data):
     """Transfer accuracy per language and retrieval acc@1 per language of one arm, cached in OUT/eval."""
     import torch
 
-    from metro_fairseq.evaluation.aligned_pairs import aligned_pairs
+    from cross_lingual_data.aligned_pairs import aligned_pairs
     from metro_fairseq.evaluation.checkpoint_features import encode_texts, load_main_model, mean_pooled_states
-    from metro_fairseq.evaluation.help_pages import read_pages
-    from metro_fairseq.evaluation.libreoffice_modules import page_examples
+    from cross_lingual_data.help_pages import read_pages
+    from cross_lingual_data.libreoffice_modules import page_examples
     from metro_fairseq.evaluation.linear_probe import accuracy, fit_selecting_C_on_dev
-    from metro_fairseq.evaluation.retrieval import retrieval_accuracy
+    from cross_lingual_data.retrieval import retrieval_accuracy
 
     out = os.path.join(args.out, "eval", f"{arm}.json")
     settings = {"langs": args.langs, "modules": args.modules, "paragraphs": args.paragraphs,
@@ -270,8 +270,8 @@ def floors(args, help_dir):
     """What needs no model: the English-train majority class on each test set, retrieval chance."""
     from collections import Counter
 
-    from metro_fairseq.evaluation.help_pages import read_pages
-    from metro_fairseq.evaluation.libreoffice_modules import page_examples
+    from cross_lingual_data.help_pages import read_pages
+    from cross_lingual_data.libreoffice_modules import page_examples
 
     _, _, train_y = page_examples(capped(read_pages(help_dir, "en", "train"), args.max_pages), args.modules)
     majority = Counter(train_y).most_common(1)[0][0]

@@ -51,6 +51,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from task_adaptive_corpus import task_adaptive_corpus  # noqa: E402
 
 REPO = harness.REPO
 ENV = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -326,8 +327,8 @@ def main():
     if args.data or args.corpus == "wiki":
         data = harness.data_bin(args.data)
     else:
-        text = harness.task_adaptive_corpus(harness.wiki_corpus(), [os.path.join(raw, f) for f in TASKS.values()],
-                                            os.path.join(REPO, "data", "bench-corpus-tasks"))
+        text = task_adaptive_corpus(harness.wiki_corpus(), [os.path.join(raw, f) for f in TASKS.values()],
+                                    os.path.join(REPO, "data", "bench-corpus-tasks"))
         data = harness.prepare(text, os.path.join(REPO, "data", "bench-tasks-bin"))
     preset = load_preset(args.preset)
     vocab = sum(1 for _ in open(os.path.join(data, "dict.txt"))) + 5  # + fairseq's 4 specials and <mask>
@@ -370,7 +371,7 @@ def token_state_cosine(ckpt, data, random_init=False):
     import torch
 
     from fairseq.data import data_utils
-    from metro_fairseq.criterions.token_similarity import token_similarity_terms
+    from metro_fairseq.criterions.collapse_monitor import token_similarity_terms
     from metro_fairseq.evaluation.checkpoint_features import load_main_model, main_states
 
     model, vocab, _, kind = load_main_model(ckpt, data, random_init=random_init)

@@ -15,19 +15,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's metro_fairseq
 
-# options that only shape pretraining: fine-tuning needs none of them
-PRETRAINING_ONLY_OPTIONS = {
-    "_name", "generator_layers", "generator_embed_dim", "generator_ffn_embed_dim", "generator_attention_heads",
-    "generator_dropout", "allow_deep_generator", "embedding_sharing", "sampling_temperature", "scale_residual_init",
-    "checkpoint_activations", "sampling_temperature_start", "sampling_temperature_anneal",
-    "sampling_temperature_anneal_updates", "sampling_temperature_release_bits",
-}
-
-
 def load(path):
     import metro_fairseq  # noqa: F401  (safe globals for the weights-only loader)
     from fairseq import checkpoint_utils
-    from metro_fairseq.checkpoint_file import CheckpointError
+    from metro_fairseq.checkpoint_reader import CheckpointError
 
     if not os.path.isfile(path):
         sys.exit(f"export_main_model: error: checkpoint {path} does not exist")
@@ -44,7 +35,10 @@ def load(path):
 def fine_tuning_args(model_cfg, style: str = "flags") -> str:
     """The model options that rebuild this main model under another task, as fairseq-train flags
     or as fairseq-hydra-train overrides."""
-    kept = {k: v for k, v in model_cfg.items() if k not in PRETRAINING_ONLY_OPTIONS and v is not None}
+    from metro_fairseq.models.metro_config import pretraining_only_options
+
+    dropped = {"_name", *pretraining_only_options()}
+    kept = {k: v for k, v in model_cfg.items() if k not in dropped and v is not None}
     if style == "hydra":
         return " ".join(f"model.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in kept.items())
     args = [f"--arch {model_cfg['_name']}"]
@@ -62,7 +56,7 @@ def export(src: str, dst: str):
     import torch
     from omegaconf import OmegaConf
 
-    from metro_fairseq.models.metro import strip_to_main_model
+    from metro_fairseq.models.checkpoint_surgery import strip_to_main_model
 
     state, model_cfg = load(src)
     before = len(state["model"])

@@ -14,7 +14,8 @@ from metro_fairseq.criterions.adversarial_sentence_prediction import (
     AdversarialSentencePredictionConfig,
     AdversarialSentencePredictionCriterion,
 )
-from metro_fairseq.models.metro import MetroConfig, MetroModel
+from metro_fairseq.models.metro import MetroModel
+from metro_fairseq.models.metro_config import MetroConfig
 from test_end_to_end import train_cmd
 from test_finetuning import finetune_cmd
 

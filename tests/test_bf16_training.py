@@ -86,7 +86,7 @@ def test_bf16_tracks_fp32(flags, precision, wiki_bin, tmp_path):
 
 
 def test_bf16_resume_reproduces_the_uninterrupted_run(release_runs, wiki_bin, tmp_path):
-    """The fp32 master weights travel in the checkpoint (master_weights_checkpoint.py); without them
+    """The fp32 master weights travel in the checkpoint (fairseq_patches/master_weights_in_checkpoints.py); without them
     the resumed run drifts (seen: loss 39.34 against 39.14 five updates after the resume)."""
     dirs, logs = release_runs
     pretrain(wiki_bin, tmp_path, 20, *RELEASE_RUN, "--bf16")

@@ -18,9 +18,9 @@ from fairseq import checkpoint_utils
 
 from conftest import REPO, run
 from test_end_to_end import train_cmd, train_logs
-from metro_fairseq.atomic_checkpoint import HOLD_ENV, atomic_write
-from metro_fairseq.checkpoint_file import CheckpointError, checkpoint_updates, read_checkpoint
-from metro_fairseq.checkpoint_recovery import resume_checkpoint
+from metro_fairseq.fairseq_patches.atomic_checkpoint_writes import TEST_HOOK_HOLD_ENV, atomic_write
+from metro_fairseq.checkpoint_reader import CheckpointError, checkpoint_updates, read_checkpoint
+from metro_fairseq.fairseq_patches.resume_recovery import resume_checkpoint
 
 SOAK_UPDATES = 24
 HOLDING = re.compile(r"metro_fairseq test hook: holding (\S+) before renaming it to (\S+)")
@@ -40,7 +40,7 @@ def fake_checkpoint(path, updates):
 HELD_WRITE = """
 import os, sys, torch, metro_fairseq
 from fairseq import checkpoint_utils
-from metro_fairseq.atomic_checkpoint import atomic_write
+from metro_fairseq.fairseq_patches.atomic_checkpoint_writes import atomic_write
 mode, dst, src = sys.argv[1:]
 if mode == "save":
     checkpoint_utils.torch_persistent_save({"model": {"w": torch.ones(1000)}}, dst)
@@ -63,7 +63,7 @@ def test_kill_during_a_checkpoint_write_leaves_the_old_file_intact(mode, tmp_pat
     old = dst.read_bytes()
     trigger.write_text("checkpoint_last.pt")
     proc = subprocess.Popen([sys.executable, "-c", HELD_WRITE, mode, str(dst), str(src)], cwd=REPO,
-                            env={**os.environ, HOLD_ENV: str(trigger)}, stderr=subprocess.PIPE, text=True)
+                            env={**os.environ, TEST_HOOK_HOLD_ENV: str(trigger)}, stderr=subprocess.PIPE, text=True)
     if mode != "mid-write":
         line = proc.stderr.readline()  # the hook's line: fsynced, not yet renamed
         while line and "test hook" not in line:
@@ -93,7 +93,7 @@ def test_failed_write_leaves_no_temporary_file(tmp_path):
 
 
 def test_fairseq_checkpoint_writes_go_through_the_shim(tmp_path):
-    import metro_fairseq.atomic_checkpoint as shim
+    import metro_fairseq.fairseq_patches.atomic_checkpoint_writes as shim
 
     assert checkpoint_utils.torch_persistent_save is shim.torch_persistent_save
     assert checkpoint_utils.PathManager.copy is shim.AtomicPathManager.copy
@@ -133,7 +133,7 @@ def test_recovery_only_replaces_the_default_restore_file(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from fairseq.dataclass.configs import CheckpointConfig
-    import metro_fairseq.checkpoint_recovery as recovery
+    import metro_fairseq.fairseq_patches.resume_recovery as recovery
 
     assert checkpoint_utils.load_checkpoint is recovery.load_checkpoint
     seen = []
@@ -241,7 +241,7 @@ def truncate(path):
 def test_soak_sigkill_at_random_moments_ends_like_an_uninterrupted_run(wiki_bin, uninterrupted, tmp_path):
     rng = random.Random(15)
     save, trigger = tmp_path / "save", tmp_path / "hold"
-    cmd, env = soak_cmd(wiki_bin, save), {**os.environ, HOLD_ENV: str(trigger)}
+    cmd, env = soak_cmd(wiki_bin, save), {**os.environ, TEST_HOOK_HOLD_ENV: str(trigger)}
     texts, kills, hit_writes, truncated = [], [], 0, False
     started = time.time()
     for kind, target in kill_plan(rng, 4):
@@ -283,7 +283,7 @@ def test_soak_through_the_sweep_requeue_path(wiki_bin, uninterrupted, tmp_path, 
 
     rng = random.Random(16)
     trigger = tmp_path / "hold"
-    monkeypatch.setenv(HOLD_ENV, str(trigger))  # the submitit controller, its tasks and fairseq inherit it
+    monkeypatch.setenv(TEST_HOOK_HOLD_ENV, str(trigger))  # the submitit controller, its tasks and fairseq inherit it
     command = shlex.join(soak_cmd(wiki_bin, tmp_path / "unused"))  # the sweep appends its own --save-dir
     spec = write_spec(tmp_path, name="soak", command=command, grid={"--seed": ["7"]})
     (job,) = sweep.main([spec, "--cluster", "local", "--output-root", str(tmp_path)])

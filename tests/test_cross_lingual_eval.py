@@ -1,15 +1,21 @@
 """The pieces of the cross-lingual evaluation (benchmarks/cross_lingual.py), on synthetic input:
 module labels from page paths, product-name masking, aligned translation pairs, retrieval
 accuracy@1 against a naive loop, and the probe whose C is chosen on a dev set."""
+import os
+import sys
+
 import pytest
 import torch
 
-from metro_fairseq.evaluation.aligned_pairs import aligned_pairs
-from metro_fairseq.evaluation.help_pages import paragraphs_by_id, read_pages
-from metro_fairseq.evaluation.libreoffice_modules import module_of, page_examples
+from conftest import REPO
 from metro_fairseq.evaluation.linear_probe import fit_selecting_C_on_dev
-from metro_fairseq.evaluation.product_names import mask_product_names
-from metro_fairseq.evaluation.retrieval import retrieval_accuracy
+
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from cross_lingual_data.aligned_pairs import aligned_pairs  # noqa: E402
+from cross_lingual_data.help_pages import paragraphs_by_id, read_pages  # noqa: E402
+from cross_lingual_data.libreoffice_modules import module_of, page_examples  # noqa: E402
+from cross_lingual_data.product_names import mask_product_names  # noqa: E402
+from cross_lingual_data.retrieval import retrieval_accuracy  # noqa: E402
 
 # ---------------------------------------------------------------- module labels
 

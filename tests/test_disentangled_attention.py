@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from metro_fairseq.models.metro import MetroConfig, MetroModel
+from metro_fairseq.models.metro import MetroModel
+from metro_fairseq.models.metro_config import MetroConfig
 from test_model import dictionary
 from metro_fairseq.modules.log_buckets import log_bucket_position, relative_embedding_index
 

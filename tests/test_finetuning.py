@@ -13,7 +13,8 @@ from conftest import DOWNLOAD_DIR, REPO, run
 from glue_fixtures import write_glue
 from test_end_to_end import last_line, train_cmd
 from test_model import build
-from metro_fairseq.models.metro import MetroConfig, MetroModel
+from metro_fairseq.models.metro import MetroModel
+from metro_fairseq.models.metro_config import MetroConfig
 
 TRAIN = [sys.executable, "-m", "fairseq_cli.train"]
 PREPARE = [sys.executable, "scripts/prepare_glue.py"]

@@ -10,13 +10,14 @@ import torch
 from fairseq.data import Dictionary
 
 from conftest import REPO, run
-from metro_fairseq.hf.checks import fairseq_outputs, max_difference, sample_batch
+from metro_fairseq.hf.equivalence_check import fairseq_outputs, max_difference, sample_batch
 from metro_fairseq.hf.compat import import_transformers
 from metro_fairseq.hf.export import main
 from metro_fairseq.hf.layouts import choose_family, convert, hf_config
-from metro_fairseq.hf.source import load_source
+from metro_fairseq.hf.metro_checkpoint import load_source
 from metro_fairseq.hf.tokenizer import fairseq_ids
-from metro_fairseq.models.metro import MetroConfig, MetroModel
+from metro_fairseq.models.metro import MetroModel
+from metro_fairseq.models.metro_config import MetroConfig
 from test_finetuning import finetune_cmd
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -16,7 +16,7 @@ from fairseq.tasks.sentence_prediction import SentencePredictionConfig, Sentence
 from conftest import run
 from glue_fixtures import write_glue
 from test_end_to_end import last_line, train_cmd
-from metro_fairseq.checkpoint_file import CheckpointError
+from metro_fairseq.checkpoint_reader import CheckpointError
 
 
 def one_line(e):

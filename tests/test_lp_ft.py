@@ -10,7 +10,8 @@ from fairseq.criterions.sentence_prediction import SentencePredictionConfig, Sen
 from fairseq.data import Dictionary
 
 from conftest import run
-from metro_fairseq.models.metro import MetroConfig, MetroModel
+from metro_fairseq.models.metro import MetroModel
+from metro_fairseq.models.metro_config import MetroConfig
 from metro_fairseq.tasks.sentence_prediction_lp_ft import SentencePredictionLpFtConfig, SentencePredictionLpFtTask
 from test_finetuning import finetune_cmd
 

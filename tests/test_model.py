@@ -6,8 +6,11 @@ import torch.nn.functional as F
 from fairseq.data import Dictionary
 
 import metro_fairseq.models.metro as metro_module
+import metro_fairseq.models.metro_architectures as metro_architectures
 from metro_fairseq.criterions.contrastive import info_nce_terms
-from metro_fairseq.models.metro import MetroConfig, MetroModel
+from metro_fairseq.models.checkpoint_surgery import CheckpointMismatchError
+from metro_fairseq.models.metro import MetroModel
+from metro_fairseq.models.metro_config import MetroConfig, generator_depth
 
 
 def dictionary(n=40):
@@ -169,11 +172,11 @@ def test_dropout_views_differ_only_by_dropout():
 
 
 def test_generator_defaults_and_narrow_generator():
-    assert MetroModel.generator_depth(MetroConfig(encoder_layers=12)) == 4
+    assert generator_depth(MetroConfig(encoder_layers=12)) == 4
     for arch, depth in (("metro_base", 4), ("metro_large", 6)):
         args = types.SimpleNamespace()
-        getattr(metro_module, arch)(args)
-        assert MetroModel.generator_depth(MetroConfig(**vars(args))) == depth
+        getattr(metro_architectures, arch)(args)
+        assert generator_depth(MetroConfig(**vars(args))) == depth
     model = build(generator_embed_dim=8, generator_layers=2)
     assert model.generator.layers[0].fc1.in_features == 8
     assert model.generator.input_proj.in_features == 16
@@ -192,11 +195,42 @@ def test_fine_tuning_path_and_classification_head():
     assert features.shape == (2, 10, 16)
 
 
-def test_post_ln_and_pre_ln_differ_and_pre_ln_has_final_norm():
-    post, pre = build(), build(encoder_normalize_before=True)
-    assert post.encoder.final_layer_norm is None and pre.encoder.final_layer_norm is not None
-    tokens = batch()[1]
-    assert not torch.allclose(post(tokens)[0], pre(tokens)[0])
+def naive_layer(layer, x, normalize_before):
+    """BERT's Post-LN block, or the Pre-LN block, written out with per-head softmax attention."""
+    def norm(ln, h):
+        return F.layer_norm(h, h.shape[-1:], ln.weight, ln.bias, ln.eps)
+
+    def attention(h):
+        heads, (bsz, length, dim) = layer.self_attn.num_heads, h.shape
+        q, k, v = (h @ layer.self_attn.in_proj.weight.T + layer.self_attn.in_proj.bias).chunk(3, dim=-1)
+        out = torch.zeros_like(h)
+        size = dim // heads
+        for i in range(heads):
+            cols = slice(i * size, (i + 1) * size)
+            weights = torch.softmax(q[..., cols] @ k[..., cols].transpose(1, 2) / size ** 0.5, dim=-1)
+            out[..., cols] = weights @ v[..., cols]
+        return out @ layer.self_attn.out_proj.weight.T + layer.self_attn.out_proj.bias
+
+    def ffn(h):
+        return F.gelu(h @ layer.fc1.weight.T + layer.fc1.bias) @ layer.fc2.weight.T + layer.fc2.bias
+
+    if normalize_before:
+        x = x + attention(norm(layer.self_attn_layer_norm, x))
+        return x + ffn(norm(layer.final_layer_norm, x))
+    x = norm(layer.self_attn_layer_norm, x + attention(x))
+    return norm(layer.final_layer_norm, x + ffn(x))
+
+
+@pytest.mark.parametrize("normalize_before", [False, True])
+def test_post_ln_and_pre_ln_layers_match_a_naive_reference(normalize_before):
+    model = build(encoder_normalize_before=normalize_before, relative_position_buckets=0).eval()
+    x = torch.randn(2, 7, 16)
+    for layer in model.encoder.layers:
+        with torch.no_grad():
+            layer.self_attn_layer_norm.weight.uniform_(0.5, 1.5), layer.final_layer_norm.bias.normal_()
+        assert torch.allclose(layer(x, None), naive_layer(layer, x, normalize_before), atol=1e-5)
+    # Pre-LN's residual stream is never normalised inside a block: the encoder ends with a final norm
+    assert (model.encoder.final_layer_norm is not None) == normalize_before
 
 
 def test_bert_init():
@@ -237,7 +271,7 @@ def test_dictionary_mismatch_is_refused():
         d2.add_symbol(f"x{i}")
     d2.add_symbol("<mask>")
     other = MetroModel(tiny_cfg(), d2, True)
-    with pytest.raises(SystemExit, match="dictionary"):
+    with pytest.raises(CheckpointMismatchError, match="dictionary"):
         other.load_state_dict(state)
     build().load_state_dict(state)  # same dictionary loads
 

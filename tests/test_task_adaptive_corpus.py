@@ -5,7 +5,7 @@ import sys
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-import harness  # noqa: E402
+from task_adaptive_corpus import task_adaptive_corpus  # noqa: E402
 
 
 def write_tsv(path, rows):
@@ -25,7 +25,7 @@ def test_train_text_joins_the_corpus_in_packed_documents_and_dev_text_never(tmp_
     write_tsv(str(tmp_path / "BBC" / "train.tsv"), [("Long article " + "word " * 30 + "ends.", "tech")])
     write_tsv(str(tmp_path / "BBC" / "dev.tsv"), [("Dev article.", "sport")])
 
-    dest = harness.task_adaptive_corpus(str(corpus), [str(tmp_path / "SST-2"), str(tmp_path / "BBC")],
+    dest = task_adaptive_corpus(str(corpus), [str(tmp_path / "SST-2"), str(tmp_path / "BBC")],
                                         str(tmp_path / "out"), doc_words=20)
     text = open(os.path.join(dest, "train.txt")).read()
     docs = [d.splitlines() for d in text.strip("\n").split("\n\n")]

@@ -22,7 +22,7 @@ from .clm import CLM_FORMS, clm_loss_terms
 from .contrastive import info_nce_terms
 from .mlm import mlm_loss_terms
 from .rtd import rtd_loss_terms
-from .token_similarity import token_similarity_terms
+from .collapse_monitor import token_similarity_terms
 
 # summed over batches and workers, kept as hidden meters for corpus-level ratios
 RATIO_KEYS = (

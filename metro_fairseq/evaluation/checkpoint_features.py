@@ -22,7 +22,9 @@ def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init
     from fairseq import checkpoint_utils, tasks
     from omegaconf import OmegaConf
 
-    from ..models.metro import MetroModel, config_from_checkpoint, strip_to_main_model
+    from ..models.checkpoint_surgery import strip_to_main_model
+    from ..models.metro import MetroModel
+    from ..models.metro_config import config_from_checkpoint
 
     if not os.path.isfile(checkpoint):
         raise ProbeError(f"checkpoint {checkpoint} does not exist")

@@ -10,9 +10,9 @@ import shutil
 import sys
 import tempfile
 
-from .checks import TOLERANCE, fairseq_outputs, hf_outputs, max_difference, sample_batch
+from .equivalence_check import TOLERANCE, fairseq_outputs, hf_outputs, max_difference, sample_batch
 from .layouts import FAMILIES, HEAD_KINDS, choose_family, convert, hf_config
-from .source import ExportError, find_data_file, label_names, load_source
+from .metro_checkpoint import ExportError, find_data_file, label_names, load_source
 from .tokenizer import SAMPLE_LINES, build_tokenizer, id_mismatch, layout_problem, spm_model_type
 
 HERE = os.path.dirname(os.path.abspath(__file__))

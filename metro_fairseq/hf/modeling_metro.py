@@ -25,7 +25,7 @@ CLASSIFIER_ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu, "l
 
 
 def relative_position_bucket(relative_position, num_buckets: int, max_distance: int):
-    """T5's bidirectional bucket of ``key_pos - query_pos`` (same as metro_fairseq.modules.relative_position)."""
+    """T5's bidirectional bucket of ``key_pos - query_pos`` (same as metro_fairseq.modules.t5_relative_bias)."""
     num_buckets //= 2
     n = -relative_position
     bucket = (n < 0).long() * num_buckets

@@ -3,7 +3,7 @@
 On SLURM (and submitit's local executor) a job that is preempted or reaches its time limit gets
 a signal first; submitit then calls ``checkpoint``, which stops fairseq and hands back the same
 job to requeue. fairseq's resume logic (``checkpoint_last.pt`` in the save dir, or the newest
-readable checkpoint there if that file is unusable: ``metro_fairseq/checkpoint_recovery.py``)
+readable checkpoint there if that file is unusable: ``metro_fairseq/fairseq_patches/resume_recovery.py``)
 continues the run, so a requeued job repeats no update saved before the signal.
 """
 import os
@@ -27,7 +27,7 @@ def finished_checkpoint(run_dir: str) -> Optional[str]:
     with open(log, encoding="utf-8", errors="replace") as f:
         if "done training" not in f.read():
             return None
-    from metro_fairseq.checkpoint_file import CheckpointError, read_checkpoint
+    from metro_fairseq.checkpoint_reader import CheckpointError, read_checkpoint
 
     for name in CHECKPOINTS:
         path = os.path.join(run_dir, name)
@@ -75,7 +75,7 @@ class FairseqJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, *args, **kwargs):
         # fairseq saved a checkpoint at its last --save-interval-updates; stop it and requeue (SIGTERM
-        # kills it at once, mid-write too: checkpoint files are atomic, atomic_checkpoint.py)
+        # kills it at once, mid-write too: checkpoint files are atomic, fairseq_patches/atomic_checkpoint_writes.py)
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
             try:

@@ -1,0 +1,1 @@
+from . import metro, metro_architectures  # noqa: F401  (registers the model and its presets)

@@ -1,4 +1,4 @@
-from .relative_position import RelativePositionBias, relative_position_bucket
+from .t5_relative_bias import RelativePositionBias, relative_position_bucket
 from .attention import SelfAttention
 from .disentangled_attention import DisentangledSelfAttention
 from .log_buckets import log_bucket_position

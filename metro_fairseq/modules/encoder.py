@@ -21,7 +21,7 @@ from fairseq.modules import LayerNorm  # apex's fused kernel on GPU when apex is
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 
 from .relative_embedding import RelativeEmbedding
-from .relative_position import RelativePositionBias
+from .t5_relative_bias import RelativePositionBias
 from .transformer_layer import TransformerEncoderLayer
 
 ATTENTION_TYPES = ("standard", "disentangled")

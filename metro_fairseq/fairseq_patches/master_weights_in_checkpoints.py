@@ -1,4 +1,7 @@
-"""fp32 master weights in checkpoints, so a resumed ``--bf16`` / ``--fp16`` run continues exactly.
+"""Patch: fp32 master weights in checkpoints, so a resumed ``--bf16`` / ``--fp16`` run continues exactly.
+
+Wraps: ``fairseq.optim.fp16_optimizer._FP16OptimizerMixin.state_dict`` and ``load_state_dict``.
+Tested by: tests/test_bf16_training.py (``test_bf16_resume_reproduces_the_uninterrupted_run``).
 
 fairseq's ``FP16Optimizer`` (``--bf16``, ``--fp16`` without ``--memory-efficient-*``) steps fp32
 master copies of the half-precision parameters, but ``_FP16OptimizerMixin.state_dict`` saves only

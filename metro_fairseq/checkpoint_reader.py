@@ -3,9 +3,8 @@ with one line naming the file and the fix.
 
 ``read_checkpoint`` always loads weights-only (explicitly, so neither an old torch default nor
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` can turn code execution back on) and memory-maps the tensors,
-so checking a multi-GB checkpoint reads only its small pickle. ``install()`` makes fairseq's
-``load_checkpoint_to_cpu`` (resume, ``--restore-file``, ``--finetune-from-model``, the scripts) run
-this check first, so fairseq's own load only ever sees a file already proven to hold no code.
+so checking a multi-GB checkpoint reads only its small pickle. fairseq's own loads run it first
+(``fairseq_patches/checkpoint_read_check.py``).
 """
 import os
 import pickle
@@ -13,14 +12,13 @@ import re
 import zipfile
 
 import torch
-from fairseq import checkpoint_utils
-
-from .checkpoint_compat import register_checkpoint_safe_globals
+from .errors import MetroError
+from .fairseq_patches import checkpoint_safe_globals
 
 USE_A_CHECKPOINT = "give a checkpoint written by fairseq-train (checkpoint_*.pt) or scripts/export_main_model.py"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MetroError, ValueError):
     def __init__(self, path: str, problem: str, fix: str = USE_A_CHECKPOINT):
         super().__init__(f"{path} {problem}: {fix}")
         self.path, self.problem, self.fix = path, problem, fix
@@ -31,7 +29,7 @@ class CheckpointError(ValueError):
 
 def read_checkpoint(path: str) -> dict:
     """The fairseq checkpoint at ``path`` (tensors memory-mapped where the format allows), or CheckpointError."""
-    register_checkpoint_safe_globals()
+    checkpoint_safe_globals.install()
     try:
         size = os.path.getsize(path)
     except OSError as e:
@@ -63,16 +61,3 @@ def read_checkpoint(path: str) -> dict:
 def checkpoint_updates(state: dict) -> int:
     history = state.get("optimizer_history") or [{}]
     return int(history[-1].get("num_updates", 0))
-
-
-_fairseq_load_checkpoint_to_cpu = checkpoint_utils.load_checkpoint_to_cpu
-
-
-def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
-    if os.path.isfile(path):  # remote paths are fetched by fairseq itself
-        read_checkpoint(path)
-    return _fairseq_load_checkpoint_to_cpu(path, arg_overrides, load_on_all_ranks)
-
-
-def install() -> None:
-    checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu

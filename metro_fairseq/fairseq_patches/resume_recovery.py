@@ -1,14 +1,16 @@
-"""Resume from the newest readable checkpoint when ``checkpoint_last.pt`` is unreadable or missing.
+"""Patch: resume from the newest readable checkpoint when ``checkpoint_last.pt`` is unreadable or missing.
+
+Wraps: ``fairseq.checkpoint_utils.load_checkpoint``.
+Tested by: tests/test_crash_consistency.py.
 
 fairseq resumes only from ``SAVE_DIR/checkpoint_last.pt``: a truncated one (a kill while an older
 fairseq copied it, a full disk) stops every restart, and a missing one (a kill between the first
-numbered save and its copy) silently restarts from scratch. ``install()`` (run when the plugin is
-imported) wraps ``checkpoint_utils.load_checkpoint``: with the default ``--restore-file`` (and
+numbered save and its copy) silently restarts from scratch. With the default ``--restore-file`` (and
 without ``--no-last-checkpoints``, which means a run never resumes), it checks
 ``checkpoint_last.pt`` and, if that cannot be used, resumes from the readable checkpoint of the
 save directory with the most updates, logging one line naming the file skipped and the one used.
 If checkpoints exist but none is readable it stops instead of starting over. It also removes
-``*.pt.tmp`` files that a kill left behind (``atomic_checkpoint``).
+``*.pt.tmp`` files that a kill left behind (``atomic_checkpoint_writes``).
 """
 import contextlib
 import logging
@@ -18,8 +20,8 @@ import re
 from fairseq import checkpoint_utils
 from omegaconf import OmegaConf, open_dict
 
-from .atomic_checkpoint import TMP_SUFFIX, is_local
-from .checkpoint_file import CheckpointError, checkpoint_updates, read_checkpoint
+from ..checkpoint_reader import CheckpointError, checkpoint_updates, read_checkpoint
+from .atomic_checkpoint_writes import TMP_SUFFIX, is_local
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""``--bf16`` on GPU and CPU from the command line, without fairseq's forced ``--tpu``.
+"""Patch: ``--bf16`` on GPU and CPU from the command line, without fairseq's forced ``--tpu``.
+
+Wraps: ``fairseq.options.parse_args_and_arch`` and ``fairseq.distributed.utils.call_main``.
+Tested by: tests/test_bf16_training.py (parse tests and bf16 runs through fairseq-train).
 
 fairseq's ``options.parse_args_and_arch`` sets ``args.tpu = True`` whenever ``--bf16`` or
 ``--memory-efficient-bf16`` is given (facebookresearch/fairseq#4696), so a CUDA or CPU run takes the

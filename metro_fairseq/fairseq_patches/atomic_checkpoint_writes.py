@@ -1,18 +1,21 @@
-"""Atomic checkpoint files: every checkpoint a run writes appears whole or not at all.
+"""Patch: every checkpoint a run writes appears whole or not at all.
+
+Wraps: ``fairseq.checkpoint_utils.torch_persistent_save`` and ``checkpoint_utils.PathManager.copy``.
+Tested by: tests/test_crash_consistency.py (kills mid-write, then resumes).
 
 fairseq 0.12 saves ``checkpoint_E_U.pt`` through ``checkpoint_utils.torch_persistent_save`` (a
 ``.tmp`` file renamed, but never fsynced) and then *copies* it onto ``checkpoint_last.pt`` and
 ``checkpoint_best.pt`` with ``PathManager.copy``, straight into the destination: a kill during the
 copy leaves a truncated ``checkpoint_last.pt`` that fairseq refuses to resume from.
 
-``install()`` (run when the plugin is imported) sends both through ``atomic_write``: the bytes go to
+``install()`` sends both through ``atomic_write``: the bytes go to
 ``DEST.tmp`` in the destination's directory, are flushed and fsynced, and the file is renamed over
 ``DEST`` (then the directory is fsynced, so the rename itself survives a power cut).
 
 Covered: local files that fairseq's ``checkpoint_utils`` writes (numbered, epoch, best, ``.best_*``
 and last checkpoints, ``torch_persistent_save`` callers). Not covered: remote paths handled by
 iopath, ``--write-checkpoints-asynchronously`` (fairseq then skips the copies), and files written by
-other code. A kill can leave ``DEST.tmp`` behind; ``checkpoint_recovery`` removes it on the next start.
+other code. A kill can leave ``DEST.tmp`` behind; ``resume_recovery`` removes it on the next start.
 """
 import os
 import shutil
@@ -24,9 +27,10 @@ from fairseq import checkpoint_utils
 from fairseq.file_io import PathManager
 
 TMP_SUFFIX = ".tmp"
-# test-only: path of a trigger file; while it exists, the next write naming its content (or any
-# write, if empty) deletes it and waits, fsynced but not renamed, to be killed (tests/test_crash_consistency.py)
-HOLD_ENV = "METRO_TEST_HOLD_CHECKPOINT_WRITE"
+# test hook (tests/test_crash_consistency.py), one environment lookup per checkpoint write when unused:
+# the path of a trigger file; while it exists, the next write naming its content (or any write, if
+# empty) deletes it and waits, fsynced but not renamed, to be killed
+TEST_HOOK_HOLD_ENV = "METRO_TEST_HOLD_CHECKPOINT_WRITE"
 
 
 def is_local(path: str) -> bool:
@@ -41,7 +45,7 @@ def atomic_write(path: str, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        _hold_if_asked(tmp, path)
+        _test_hook_hold_before_rename(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         # an error (not a kill) must not leave a half-written file
@@ -69,8 +73,8 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _hold_if_asked(tmp: str, dst: str) -> None:
-    trigger = os.environ.get(HOLD_ENV)
+def _test_hook_hold_before_rename(tmp: str, dst: str) -> None:
+    trigger = os.environ.get(TEST_HOOK_HOLD_ENV)
     if not trigger or not os.path.exists(trigger):
         return
     with open(trigger, encoding="utf-8") as f:

@@ -1,9 +1,12 @@
-"""Checks on fine-tuning data for fairseq's stock ``sentence_prediction`` task (GLUE fine-tuning).
+"""Patch: checks on fine-tuning data for fairseq's stock ``sentence_prediction`` task (GLUE fine-tuning).
+
+Wraps: ``fairseq.tasks.sentence_prediction.SentencePredictionTask.load_dataset`` and ``load_dictionary``.
+Tested by: tests/test_hostile_inputs.py.
 
 fairseq binarizes a label its label dictionary lacks as ``<unk>`` and reads the target as
 ``index - nspecial``: such a label (or one beyond a replaced, shorter ``label/dict.txt``) becomes an
 out-of-range class that crashes the loss at its first batch, possibly hours in or at the first
-validation. ``install()`` (run when the plugin is imported) checks, before each split loads, that
+validation. ``install()`` makes the task check, before each split loads, that
 its ``input0``/``input1``/``label`` shards are whole and every label is a class of ``label/dict.txt``
 below ``--num-classes``; dictionaries are checked line by line (``data.dictionary_file``).
 """

@@ -48,7 +48,9 @@ def load_source(path: str, dict_path: Optional[str] = None, head_name: Optional[
     from fairseq import checkpoint_utils
     from fairseq.data import Dictionary
 
-    from metro_fairseq.models.metro import MetroModel, config_from_checkpoint, strip_to_main_model
+    from metro_fairseq.models.checkpoint_surgery import strip_to_main_model
+    from metro_fairseq.models.metro import MetroModel
+    from metro_fairseq.models.metro_config import config_from_checkpoint
 
     if not os.path.isfile(path):
         raise ExportError(f"checkpoint {path} does not exist")
