@@ -5,6 +5,21 @@ setup(
     version="0.1.0",
     description="METRO-style pretraining (generator + replaced-token detection) as a fairseq plugin",
     packages=find_packages(include=["metro_fairseq", "metro_fairseq.*"]),
+    # the user-facing tools, as fairseq's own (fairseq-preprocess, ...); scripts/<tool>.py run them from a checkout
+    entry_points={
+        "console_scripts": [
+            "metro-prepare-corpus = metro_fairseq.cli.prepare_corpus:main",
+            "metro-prepare-multilingual-corpus = metro_fairseq.cli.prepare_multilingual_corpus:main",
+            "metro-prepare-glue = metro_fairseq.cli.prepare_glue:main",
+            "metro-prepare-squad = metro_fairseq.cli.prepare_squad:main",
+            "metro-export = metro_fairseq.cli.export_main_model:main",
+            "metro-export-hf = metro_fairseq.hf.export:main",
+            "metro-probe = metro_fairseq.cli.probe_checkpoint:main",
+            "metro-squad-eval = metro_fairseq.cli.squad_eval:main",
+            "metro-sweep = metro_fairseq.cli.sweep:main",
+            "metro-train-composite = metro_fairseq.cli.train_composite:main",
+        ],
+    },
     package_data={"metro_fairseq": ["config/**/*.yaml"]},
     python_requires=">=3.8",
     install_requires=[
@@ -23,7 +38,7 @@ setup(
     ],
     extras_require={
         "dev": ["pytest", "matplotlib"],
-        # scripts/export_hf.py; 5.x runs on the torch we pin (tested: 5.23.0); protobuf reads spm models
+        # metro-export-hf; 5.x runs on the torch we pin (tested: 5.23.0); protobuf reads spm models
         "hf": ["transformers>=5.23,<6", "protobuf>=4"],
     },
 )

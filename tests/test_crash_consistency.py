@@ -286,7 +286,7 @@ def test_soak_through_the_sweep_requeue_path(wiki_bin, uninterrupted, tmp_path, 
     monkeypatch.setenv(TEST_HOOK_HOLD_ENV, str(trigger))  # the submitit controller, its tasks and fairseq inherit it
     command = shlex.join(soak_cmd(wiki_bin, tmp_path / "unused"))  # the sweep appends its own --save-dir
     spec = write_spec(tmp_path, name="soak", command=command, grid={"--seed": ["7"]})
-    (job,) = sweep.main([spec, "--cluster", "local", "--output-root", str(tmp_path)])
+    (job,) = sweep.launch([spec, "--cluster", "local", "--output-root", str(tmp_path)])
     run_dir = tmp_path / "soak" / "seed_7"
     log = run_dir / "train.log"
 

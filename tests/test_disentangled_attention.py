@@ -133,18 +133,14 @@ def test_disentangled_model_has_no_absolute_positions_and_default_is_unchanged()
 
 
 def test_fine_tuning_flags_of_a_disentangled_checkpoint_are_shell_safe():
-    """export_main_model.py --show-args output goes through $(...) and copy-paste alike."""
-    import importlib.util as iu
+    """metro-export --show-args output goes through $(...) and copy-paste alike."""
     import shlex
 
-    from conftest import REPO
+    from metro_fairseq.cli.export_main_model import fine_tuning_args
 
-    spec = iu.spec_from_file_location("export_main_model", f"{REPO}/scripts/export_main_model.py")
-    module = iu.module_from_spec(spec)
-    spec.loader.exec_module(module)
     cfg = disentangled_cfg()
     model_cfg = {"_name": "metro_base", **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
-    flags = module.fine_tuning_args(model_cfg)
+    flags = fine_tuning_args(model_cfg)
     assert "--attention-type disentangled" in flags and "--pos-att-type c2p+p2c" in flags
     assert shlex.split(flags) == flags.split() and not set("|&;<>()$`") & set(flags)
 

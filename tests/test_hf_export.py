@@ -1,6 +1,5 @@
-"""scripts/export_hf.py: each layout exports to transformers and matches fairseq after reload (hidden
+"""metro-export-hf (scripts/export_hf.py): each layout exports to transformers and matches fairseq after reload (hidden
 states, fine-tuned heads, tokenizer ids on real text); MPNet guard; refusals with one line."""
-import importlib.util
 import os
 import re
 import sys
@@ -9,10 +8,10 @@ import pytest
 import torch
 from fairseq.data import Dictionary
 
-from conftest import REPO, run
+from conftest import run
 from metro_fairseq.hf.equivalence_check import fairseq_outputs, max_difference, sample_batch
 from metro_fairseq.hf.compat import import_transformers
-from metro_fairseq.hf.export import main
+from metro_fairseq.hf.export import export_command
 from metro_fairseq.hf.layouts import choose_family, convert, hf_config
 from metro_fairseq.hf.metro_checkpoint import load_source
 from metro_fairseq.hf.tokenizer import fairseq_ids
@@ -75,7 +74,7 @@ def write_checkpoint(path, data, cfg, head=None, generator=False, task="sentence
 
 
 def export(checkpoint, outdir, *extra):
-    return main([str(checkpoint), str(outdir), *extra])
+    return export_command([str(checkpoint), str(outdir), *extra])
 
 
 def error_line(excinfo):
@@ -279,17 +278,11 @@ def test_pipeline_text_classification(wiki_bin, tmp_path):
     assert len(out) == 2 and all(o["label"].startswith("LABEL_") for o in out)
 
 
-def _prepare_corpus():
-    spec = importlib.util.spec_from_file_location("prepare_corpus", os.path.join(REPO, "scripts", "prepare_corpus.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_bpe_tokenizer_is_refused_and_model_exports_without_it(wiki_text, tmp_path, capsys):
-    prep = _prepare_corpus()
-    prep.train_sentencepiece(str(wiki_text["train"]), str(tmp_path / "spm"), 1000, "bpe", 100000)
-    prep.write_fairseq_dict(str(tmp_path / "spm"), str(tmp_path / "dict.txt"))
+    from metro_fairseq.cli.prepare_corpus import train_sentencepiece, write_fairseq_dict
+
+    train_sentencepiece(str(wiki_text["train"]), str(tmp_path / "spm"), 1000, "bpe", 100000)
+    write_fairseq_dict(str(tmp_path / "spm"), str(tmp_path / "dict.txt"))
     ckpt = write_checkpoint(tmp_path / "m.pt", tmp_path, tiny_cfg(relative_position_buckets=0))
     with pytest.raises(SystemExit) as e:
         export(ckpt, tmp_path / "hf")

@@ -1,8 +1,6 @@
 """SQuAD data preparation on the real data: scripts/fetch_squad.py (SQuAD 1.1 from PyPI, subsets, a 2.0
 stand-in) and scripts/prepare_squad.py, tokenized with the real demo SentencePiece model (``wiki_bin``)."""
-import importlib.util
 import json
-import os
 import sys
 import unicodedata
 import zipfile
@@ -10,17 +8,10 @@ from collections import defaultdict
 
 import pytest
 
-from conftest import DOWNLOAD_DIR, REPO, run
+from conftest import DOWNLOAD_DIR, run
+from metro_fairseq.data.squad_windows import PieceEncoder, char_spans
 
 TRAIN_N, DEV_N, MAX_LEN, STRIDE, MAX_Q = 1000, 300, 128, 32, 64
-
-
-def squad_windows_module():
-    spec = importlib.util.spec_from_file_location("squad_windows_t", os.path.join(REPO, "metro_fairseq/data/squad_windows.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -100,12 +91,11 @@ def test_fetch_md5_mismatch_is_one_line(tmp_path):
 
 
 def test_char_spans_of_multibyte_text(wiki_bin):
-    m = squad_windows_module()
     text = "é東 ab"  # chars é 0, 東 1, blank 2, a 3, b 4; bytes é 0-2, 東 2-5, blank 5, a 6, b 7
-    assert m.char_spans(text, [(0, 2), (2, 5), (5, 7), (7, 8), (5, 6)]) == [(0, 1), (1, 2), (3, 4), (4, 5), (3, 3)]
+    assert char_spans(text, [(0, 2), (2, 5), (5, 7), (7, 8), (5, 6)]) == [(0, 1), (1, 2), (3, 4), (4, 5), (3, 3)]
     import sentencepiece as spm
 
-    enc = m.PieceEncoder(spm.SentencePieceProcessor(model_file=str(wiki_bin / "spm.model")), None)
+    enc = PieceEncoder(spm.SentencePieceProcessor(model_file=str(wiki_bin / "spm.model")), None)
     text = "Café  déjà–vu, naïve:  東京 x"  # no NFKC expansions (ﬁ -> "▁f" with an empty span, "i" with "ﬁ")
     pieces, spans = enc.pieces(text)
     for piece, (b, e) in zip(pieces, spans):

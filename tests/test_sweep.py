@@ -1,4 +1,4 @@
-"""scripts/sweep.py: spec parsing, run naming, skip-finished, dry run, real local jobs (requeue: tests/test_crash_consistency.py)."""
+"""metro-sweep (cli/sweep.py): spec parsing, run naming, skip-finished, dry run, real local jobs (requeue: tests/test_crash_consistency.py)."""
 import os
 import re
 import sys
@@ -7,11 +7,9 @@ import pytest
 import yaml
 
 from conftest import REPO, USER_DIR
-
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import sweep  # noqa: E402
-from metro_fairseq.launcher.fairseq_job import finished_checkpoint  # noqa: E402
-from metro_fairseq.launcher.sweep_spec import SpecError, expand, load_spec  # noqa: E402
+from metro_fairseq.cli import sweep
+from metro_fairseq.launcher.fairseq_job import finished_checkpoint
+from metro_fairseq.launcher.sweep_spec import SpecError, expand, load_spec
 
 
 def write_spec(tmp_path, **spec):
@@ -74,7 +72,7 @@ def test_bad_spec_and_missing_partition_exit_with_one_line(tmp_path, capsys):
 def test_dry_run_prints_commands_and_slurm_settings(tmp_path, capsys):
     spec = write_spec(tmp_path, name="pre", command="fairseq-train data --arch metro_base",
                       grid={"--lr": ["2e-4", "4e-4"]}, slurm={"partition": "learnlab", "gpus_per_node": 8})
-    assert sweep.main([spec, "--dry-run", "--nodes", "2", "--time-min", "600", "--output-root", str(tmp_path)]) == []
+    assert sweep.launch([spec, "--dry-run", "--nodes", "2", "--time-min", "600", "--output-root", str(tmp_path)]) == []
     out = capsys.readouterr().out
     assert "2 runs in sweep 'pre', 2 to launch, 0 finished" in out
     assert "partition=learnlab nodes=2 gpus_per_node=8" in out and "time_min=600" in out
@@ -97,7 +95,7 @@ def test_finished_checkpoint_needs_log_and_loadable_checkpoint(tmp_path):
 def local_sweep(wiki_bin, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     spec = write_spec(out, name="tiny", command=pretrain_command(wiki_bin, 20, 10), grid={"--lr": ["1e-3", "2e-3"]})
-    jobs = sweep.main([spec, "--cluster", "local", "--wait", "--output-root", str(out)])
+    jobs = sweep.launch([spec, "--cluster", "local", "--wait", "--output-root", str(out)])
     return spec, out, jobs
 
 
@@ -110,7 +108,7 @@ def test_local_sweep_trains_both_runs_then_skips_them(local_sweep, capsys):
         assert "done training" in log and "num_updates 20" in log
         assert finished_checkpoint(str(run_dir)) == str(run_dir / "checkpoint_last.pt")
     capsys.readouterr()
-    assert sweep.main([spec, "--cluster", "local", "--output-root", str(out)]) == []
+    assert sweep.launch([spec, "--cluster", "local", "--output-root", str(out)]) == []
     assert "2 runs in sweep 'tiny', 0 to launch, 2 finished" in capsys.readouterr().out
 
 

@@ -1,9 +1,8 @@
-#!/usr/bin/env python
-"""Turn a metro pretraining checkpoint into a main-model-only checkpoint for fine-tuning.
+"""``metro-export``: turn a metro pretraining checkpoint into a main-model-only checkpoint for fine-tuning.
 
-    python scripts/export_main_model.py checkpoints/metro_base/checkpoint_best.pt metro_base.pt
-    python scripts/export_main_model.py --show-args metro_base.pt    # flags to fine-tune it with
-    python scripts/export_main_model.py --show-args --format hydra metro_base.pt
+    metro-export checkpoints/metro_base/checkpoint_best.pt metro_base.pt
+    metro-export --show-args metro_base.pt    # flags to fine-tune it with
+    metro-export --show-args --format hydra metro_base.pt
 
 The generator, the RTD/CLM/SCL heads and the optimizer state are dropped, GDES embeddings are merged
 (E + E_delta) and the architecture settings stay in the saved config. Fine-tune the result (or the
@@ -11,32 +10,32 @@ pretraining checkpoint itself) with fairseq's ``sentence_prediction`` task and `
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's metro_fairseq
+import torch
+from fairseq import checkpoint_utils
+from omegaconf import OmegaConf
+
+from ..models.checkpoint_surgery import strip_to_main_model
+from ..models.metro_config import pretraining_only_options
+from .messages import fail, log, one_line_errors
+
+TOOL = "export_main_model"
+
 
 def load(path):
-    import metro_fairseq  # noqa: F401  (safe globals for the weights-only loader)
-    from fairseq import checkpoint_utils
-    from metro_fairseq.checkpoint_reader import CheckpointError
-
     if not os.path.isfile(path):
-        sys.exit(f"export_main_model: error: checkpoint {path} does not exist")
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except CheckpointError as e:  # truncated, foreign or code-carrying: one line, nothing written
-        sys.exit(f"export_main_model: error: {e}")
+        fail(TOOL, f"checkpoint {path} does not exist")
+    # a truncated, foreign or code-carrying file raises CheckpointError: one line from main, nothing written
+    state = checkpoint_utils.load_checkpoint_to_cpu(path)
     model_cfg = (state.get("cfg") or {}).get("model") or {}
     if not str(model_cfg.get("_name", "")).startswith("metro"):
-        sys.exit(f"export_main_model: error: {path} is not a metro checkpoint (model {model_cfg.get('_name')!r})")
+        fail(TOOL, f"{path} is not a metro checkpoint (model {model_cfg.get('_name')!r})")
     return state, model_cfg
 
 
 def fine_tuning_args(model_cfg, style: str = "flags") -> str:
     """The model options that rebuild this main model under another task, as fairseq-train flags
     or as fairseq-hydra-train overrides."""
-    from metro_fairseq.models.metro_config import pretraining_only_options
-
     dropped = {"_name", *pretraining_only_options()}
     kept = {k: v for k, v in model_cfg.items() if k not in dropped and v is not None}
     if style == "hydra":
@@ -53,11 +52,6 @@ def fine_tuning_args(model_cfg, style: str = "flags") -> str:
 
 
 def export(src: str, dst: str):
-    import torch
-    from omegaconf import OmegaConf
-
-    from metro_fairseq.models.checkpoint_surgery import strip_to_main_model
-
     state, model_cfg = load(src)
     before = len(state["model"])
     strip_to_main_model(state["model"])
@@ -67,10 +61,11 @@ def export(src: str, dst: str):
     state["cfg"] = OmegaConf.to_container(state["cfg"], resolve=True)
     state["cfg"]["model"]["embedding_sharing"] = "tied"  # one table after the GDES merge
     torch.save(state, dst)
-    print(f"[export_main_model] {src} -> {dst}: kept {len(state['model'])} of {before} tensors (main model only)")
-    print(f"[export_main_model] fine-tune with: {fine_tuning_args(model_cfg)}")
+    log(TOOL, f"{src} -> {dst}: kept {len(state['model'])} of {before} tensors (main model only)")
+    log(TOOL, f"fine-tune with: {fine_tuning_args(model_cfg)}")
 
 
+@one_line_errors(TOOL)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="metro pretraining (or exported) checkpoint")

@@ -1,10 +1,10 @@
-#!/usr/bin/env python
-"""Raw text -> SentencePiece model -> fairseq-binarized data for ``--task metro_pretraining``.
+"""``metro-prepare-corpus``: raw text -> SentencePiece model -> fairseq-binarized data for
+``--task metro_pretraining``.
 
 Input files hold one sentence (or paragraph) per line; a blank line ends a document (used by
 ``--sample-break-mode complete_doc``). Example:
 
-    python scripts/prepare_corpus.py --train corpus.train.txt --valid corpus.valid.txt \
+    metro-prepare-corpus --train corpus.train.txt --valid corpus.valid.txt \
         --vocab-size 32000 --destdir data-bin/corpus
 
 writes ``DESTDIR/spm.model``, ``DESTDIR/dict.txt`` and ``DESTDIR/{train,valid}.{bin,idx}``.
@@ -14,24 +14,21 @@ import os
 import subprocess
 import sys
 
-from sentencepiece_model import load_sentencepiece
+from ..data.sentencepiece_file import load_sentencepiece
+from ..errors import MetroError
+from .messages import fail, log, one_line_errors
 
-
-def fail(message: str):
-    sys.exit(f"prepare_corpus: error: {message}")
-
-
-def log(message: str):
-    print(f"[prepare_corpus] {message}", flush=True)
+TOOL = "prepare_corpus"
 
 
 def check_text(path: str, what: str) -> int:
+    """Words in the text file ``path``; MetroError if it is missing or holds none."""
     if not os.path.isfile(path):
-        fail(f"{what} file {path} does not exist")
+        raise MetroError(f"{what} file {path} does not exist")
     with open(path, encoding="utf-8") as f:
         words = sum(len(line.split()) for line in f)
     if words == 0:
-        fail(f"{what} file {path} is empty or only whitespace: give it text, one sentence per line")
+        raise MetroError(f"{what} file {path} is empty or only whitespace: give it text, one sentence per line")
     return words
 
 
@@ -40,16 +37,19 @@ def train_sentencepiece(train: str, prefix: str, vocab_size: int, model_type: st
 
     # fairseq's Dictionary adds <s>, <pad>, </s>, <unk> itself; SentencePiece keeps its own
     # ids for them, which never reach fairseq because we binarize pieces, not ids.
-    spm.SentencePieceTrainer.train(
-        input=train,
-        model_prefix=prefix,
-        vocab_size=vocab_size,
-        model_type=model_type,
-        character_coverage=1.0,
-        input_sentence_size=max_sentences,
-        shuffle_input_sentence=True,
-        minloglevel=2,
-    )
+    try:
+        spm.SentencePieceTrainer.train(
+            input=train,
+            model_prefix=prefix,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=1.0,
+            input_sentence_size=max_sentences,
+            shuffle_input_sentence=True,
+            minloglevel=2,
+        )
+    except RuntimeError as e:
+        raise MetroError(f"SentencePiece training failed ({e}); for a small corpus lower --vocab-size") from None
 
 
 def write_fairseq_dict(prefix: str, dict_path: str) -> int:
@@ -82,6 +82,20 @@ def encode(prefix: str, src: str, dst: str) -> int:
     return pieces
 
 
+def fairseq_preprocess(destdir: str, trainpref: str, validpref: str, srcdict, workers: int, what: str = ""):
+    """``fairseq-preprocess --only-source`` in a subprocess (``srcdict`` None: it builds the dictionary);
+    its output goes to stderr and a MetroError is raised if it fails."""
+    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--only-source", "--trainpref", trainpref,
+           "--validpref", validpref, "--destdir", destdir, "--workers", str(workers)]
+    if srcdict:
+        cmd += ["--srcdict", srcdict]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise MetroError(f"fairseq-preprocess failed{what} (its output is above)")
+
+
+@one_line_errors(TOOL)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", required=True, help="raw training text, one sentence per line")
@@ -96,43 +110,30 @@ def main(argv=None):
 
     train_words = check_text(args.train, "training")
     valid_words = check_text(args.valid, "validation")
-    log(f"training text: {train_words:,} words; validation text: {valid_words:,} words")
+    log(TOOL, f"training text: {train_words:,} words; validation text: {valid_words:,} words")
     if args.spm_model:
         if not os.path.isfile(args.spm_model):
-            fail(f"--spm-model {args.spm_model} does not exist")
-        load_sentencepiece(args.spm_model, fail)
+            fail(TOOL, f"--spm-model {args.spm_model} does not exist")
+        load_sentencepiece(args.spm_model)
     os.makedirs(args.destdir, exist_ok=True)
     prefix = os.path.join(args.destdir, "spm")
     if args.spm_model:
         prefix = args.spm_model[: -len(".model")] if args.spm_model.endswith(".model") else args.spm_model
     else:
-        log(f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")
-        try:
-            train_sentencepiece(args.train, prefix, args.vocab_size, args.model_type, args.max_sentences)
-        except RuntimeError as e:
-            fail(f"SentencePiece training failed ({e}); for a small corpus lower --vocab-size")
+        log(TOOL, f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")
+        train_sentencepiece(args.train, prefix, args.vocab_size, args.model_type, args.max_sentences)
     dict_path = os.path.join(args.destdir, "dict.txt")
-    log(f"wrote {write_fairseq_dict(prefix, dict_path)} symbols to {dict_path}")
+    log(TOOL, f"wrote {write_fairseq_dict(prefix, dict_path)} symbols to {dict_path}")
 
     for split, src in (("train", args.train), ("valid", args.valid)):
         dst = os.path.join(args.destdir, f"{split}.spm.txt")
-        log(f"{split}: {encode(prefix, src, dst):,} pieces -> {dst}")
-    log("binarizing with fairseq-preprocess")
-    cmd = [
-        sys.executable, "-m", "fairseq_cli.preprocess", "--only-source",
-        "--srcdict", dict_path,
-        "--trainpref", os.path.join(args.destdir, "train.spm.txt"),
-        "--validpref", os.path.join(args.destdir, "valid.spm.txt"),
-        "--destdir", args.destdir,
-        "--workers", str(args.workers),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout + result.stderr)
-        fail("fairseq-preprocess failed (its output is above)")
+        log(TOOL, f"{split}: {encode(prefix, src, dst):,} pieces -> {dst}")
+    log(TOOL, "binarizing with fairseq-preprocess")
+    fairseq_preprocess(args.destdir, os.path.join(args.destdir, "train.spm.txt"),
+                       os.path.join(args.destdir, "valid.spm.txt"), dict_path, args.workers)
     for split in ("train", "valid"):
         os.remove(os.path.join(args.destdir, f"{split}.spm.txt"))
-    log(f"done: train with  fairseq-train {args.destdir} --user-dir metro_fairseq --task metro_pretraining ...")
+    log(TOOL, f"done: train with  fairseq-train {args.destdir} --user-dir metro_fairseq --task metro_pretraining ...")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
-#!/usr/bin/env python
-"""Official GLUE folders -> fairseq data for ``--task sentence_prediction``, encoded with the
-SentencePiece model and dictionary of pretraining.
+"""``metro-prepare-glue``: official GLUE folders -> fairseq data for ``--task sentence_prediction``,
+encoded with the SentencePiece model and dictionary of pretraining.
 
-    python scripts/prepare_glue.py --glue-dir glue_data --spm-model data-bin/corpus/spm.model \
+    metro-prepare-glue --glue-dir glue_data --spm-model data-bin/corpus/spm.model \
         --dict data-bin/corpus/dict.txt --destdir glue-bin [--tasks RTE MRPC ...]
 
 writes ``DESTDIR/TASK/{input0,input1,label}`` (input1 only for sentence pairs). Classification labels
@@ -13,11 +12,13 @@ becomes the split ``valid1`` (evaluate it with ``--valid-subset valid,valid1``).
 import argparse
 import csv
 import os
-import subprocess
-import sys
 import tempfile
 
-from sentencepiece_model import load_sentencepiece
+from ..data.sentencepiece_file import load_sentencepiece
+from .messages import fail, log, one_line_errors
+from .prepare_corpus import fairseq_preprocess
+
+TOOL = "prepare_glue"
 
 # per task: folder, header row?, input columns, label column, {split: file}
 TASKS = {
@@ -36,10 +37,6 @@ TASKS = {
 REGRESSION = {"STS-B"}
 
 
-def fail(message):
-    sys.exit(f"prepare_glue: error: {message}")
-
-
 def read_rows(path, has_header, inputs, label):
     """(sentences..., label) per row of one official TSV; names the file and line on any problem."""
     rows = []
@@ -50,37 +47,29 @@ def read_rows(path, has_header, inputs, label):
                 continue
             needed = max(max(inputs), label if label >= 0 else 0) + 1
             if len(row) < needed:
-                fail(f"{path}:{line_no} has {len(row)} columns, expected at least {needed}: not the official GLUE layout")
+                fail(TOOL, f"{path}:{line_no} has {len(row)} columns, expected at least {needed}: not the official GLUE layout")
             rows.append([row[i] for i in inputs] + [row[label]])
     if not rows:
-        fail(f"{path} holds no examples")
+        fail(TOOL, f"{path} holds no examples")
     return rows
 
 
 def binarize(src_prefix, dest, srcdict, splits, workers):
-    cmd = [sys.executable, "-m", "fairseq_cli.preprocess", "--only-source", "--destdir", dest, "--workers", str(workers)]
-    cmd += ["--trainpref", f"{src_prefix}.train"]
-    if "valid" in splits:
-        cmd += ["--validpref", ",".join(f"{src_prefix}.{s}" for s in splits if s.startswith("valid"))]
-    if srcdict:
-        cmd += ["--srcdict", srcdict]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode:
-        sys.stderr.write(result.stderr[-3000:])
-        fail(f"fairseq-preprocess failed for {dest}")
+    validpref = ",".join(f"{src_prefix}.{s}" for s in splits if s.startswith("valid"))
+    fairseq_preprocess(dest, f"{src_prefix}.train", validpref, srcdict, workers, f" for {dest}")
 
 
 def prepare_task(task, args, sp):
     folder, header, inputs, label, files = TASKS[task]
     task_dir = os.path.join(args.glue_dir, folder)
     if not os.path.isdir(task_dir):
-        fail(f"{task_dir} does not exist: --glue-dir must hold the official GLUE folders ({', '.join(TASKS)})")
+        fail(TOOL, f"{task_dir} does not exist: --glue-dir must hold the official GLUE folders ({', '.join(TASKS)})")
     dest = os.path.join(args.destdir, task)
     with tempfile.TemporaryDirectory() as tmp:
         for split, name in files.items():
             path = os.path.join(task_dir, name)
             if not os.path.isfile(path):
-                fail(f"{path} is missing (official GLUE layout expected)")
+                fail(TOOL, f"{path} is missing (official GLUE layout expected)")
             rows = read_rows(path, header, inputs, label)
             for i in range(len(inputs)):
                 with open(os.path.join(tmp, f"input{i}.{split}"), "w", encoding="utf-8") as out:
@@ -89,7 +78,7 @@ def prepare_task(task, args, sp):
             with open(os.path.join(tmp, f"label.{split}"), "w", encoding="utf-8") as out:
                 for row in rows:
                     out.write((f"{float(row[-1]) / 5.0}" if task in REGRESSION else row[-1]) + "\n")
-            print(f"[prepare_glue] {task} {split}: {len(rows)} examples from {path}", flush=True)
+            log(TOOL, f"{task} {split}: {len(rows)} examples from {path}")
         for i in range(len(inputs)):
             binarize(os.path.join(tmp, f"input{i}"), os.path.join(dest, f"input{i}"), args.dict, files, args.workers)
         if task in REGRESSION:
@@ -98,9 +87,10 @@ def prepare_task(task, args, sp):
                 os.replace(os.path.join(tmp, f"label.{split}"), os.path.join(dest, "label", f"{split}.label"))
         else:
             binarize(os.path.join(tmp, "label"), os.path.join(dest, "label"), None, files, args.workers)
-    print(f"[prepare_glue] {task} -> {dest}", flush=True)
+    log(TOOL, f"{task} -> {dest}")
 
 
+@one_line_errors(TOOL)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--glue-dir", required=True, help="folder holding the official GLUE task folders")
@@ -112,13 +102,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     for path, what in ((args.spm_model, "--spm-model"), (args.dict, "--dict")):
         if not os.path.isfile(path):
-            fail(f"{what} {path} does not exist")
+            fail(TOOL, f"{what} {path} does not exist")
     if not os.path.isdir(args.glue_dir):
-        fail(f"--glue-dir {args.glue_dir} does not exist")
+        fail(TOOL, f"--glue-dir {args.glue_dir} does not exist")
     tasks = args.tasks or [t for t, spec in TASKS.items() if os.path.isdir(os.path.join(args.glue_dir, spec[0]))]
     if not tasks:
-        fail(f"no GLUE task folder ({', '.join(TASKS)}) in {args.glue_dir}")
-    sp = load_sentencepiece(args.spm_model, fail)
+        fail(TOOL, f"no GLUE task folder ({', '.join(TASKS)}) in {args.glue_dir}")
+    sp = load_sentencepiece(args.spm_model)
     for task in tasks:
         prepare_task(task, args, sp)
 

@@ -1,45 +1,25 @@
-#!/usr/bin/env python
-"""Raw text per language -> one shared SentencePiece model -> ``DEST/<lang>/{train,valid}.{bin,idx}``
-with one ``DEST/dict.txt``, for ``--task metro_pretraining`` (and fairseq's ``multilingual_masked_lm``).
+"""``metro-prepare-multilingual-corpus``: raw text per language -> one shared SentencePiece model ->
+``DEST/<lang>/{train,valid}.{bin,idx}`` with one ``DEST/dict.txt``, for ``--task metro_pretraining``
+(and fairseq's ``multilingual_masked_lm``).
 
 The SentencePiece model is trained on lines sampled with p_i proportional to n_i ** alpha (n_i the
 lines of language i): XLM's recipe, so a small language still gets pieces of its own. Example:
 
-    python scripts/prepare_multilingual_corpus.py --train en=en.train.txt de=de.train.txt ru=ru.train.txt \
+    metro-prepare-multilingual-corpus --train en=en.train.txt de=de.train.txt ru=ru.train.txt \
         --valid en=en.valid.txt de=de.valid.txt ru=ru.valid.txt --alpha 0.3 --vocab-size 32000 --destdir data-bin/multi
 
 It reports per language: words, pieces, pieces per word (tokenizer fertility) and the unknown rate.
 """
 import argparse
-import importlib.util
 import os
-import subprocess
-import sys
 
 import numpy as np
 
-import prepare_corpus
-from prepare_corpus import check_text, train_sentencepiece, write_fairseq_dict
+from ..data.language_probabilities import sampling_probabilities  # the task samples languages with it too
+from .messages import fail, log, one_line_errors
+from .prepare_corpus import check_text, fairseq_preprocess, train_sentencepiece, write_fairseq_dict
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def fail(message: str):
-    sys.exit(f"prepare_multilingual_corpus: error: {message}")
-
-
-def log(message: str):
-    print(f"[prepare_multilingual_corpus] {message}", flush=True)
-
-
-def sampling_probabilities(counts, alpha):
-    """metro_fairseq/data/language_probabilities.py on its own (the task uses the same function);
-    importing the plugin would register all its models and tasks, which is slow."""
-    spec = importlib.util.spec_from_file_location(
-        "language_probabilities", os.path.join(REPO, "metro_fairseq", "data", "language_probabilities.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.sampling_probabilities(counts, alpha)
+TOOL = "prepare_multilingual_corpus"
 
 
 def parse_files(pairs, what):
@@ -47,9 +27,9 @@ def parse_files(pairs, what):
     for pair in pairs:
         lang, sep, path = pair.partition("=")
         if not sep or not lang or not path:
-            fail(f"--{what} {pair}: give LANG=PATH, e.g. --{what} de=de.{what}.txt")
+            fail(TOOL, f"--{what} {pair}: give LANG=PATH, e.g. --{what} de=de.{what}.txt")
         if lang in files:
-            fail(f"--{what} names language {lang} twice")
+            fail(TOOL, f"--{what} names language {lang} twice")
         files[lang] = path
     return files
 
@@ -91,6 +71,7 @@ def encode(sp, src, dst):
     return words, pieces, unknown
 
 
+@one_line_errors(TOOL)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", nargs="+", required=True, metavar="LANG=PATH", help="raw training text per language")
@@ -107,7 +88,7 @@ def main(argv=None):
 
     train, valid = parse_files(args.train, "train"), parse_files(args.valid, "valid")
     if set(train) != set(valid):
-        fail(f"--train has languages {','.join(sorted(train))} but --valid has {','.join(sorted(valid))}: give both for each")
+        fail(TOOL, f"--train has languages {','.join(sorted(train))} but --valid has {','.join(sorted(valid))}: give both for each")
     for lang in train:
         check_text(train[lang], f"{lang} training")
         check_text(valid[lang], f"{lang} validation")
@@ -117,47 +98,35 @@ def main(argv=None):
     try:
         report = write_spm_sample(train, args.alpha, args.max_sentences, args.seed, sample)
     except ValueError as e:
-        fail(str(e).replace("--multilang-sampling-alpha", "--alpha"))
-    log(f"SentencePiece sample, alpha {args.alpha}:")
-    log("| language | lines | natural share | sampled share | sampled lines |")
+        fail(TOOL, str(e).replace("--multilang-sampling-alpha", "--alpha"))
+    log(TOOL, f"SentencePiece sample, alpha {args.alpha}:")
+    log(TOOL, "| language | lines | natural share | sampled share | sampled lines |")
     total_n, total_m = sum(r[0] for r in report.values()), sum(r[2] for r in report.values())
     for lang, (n, _, m) in report.items():
-        log(f"| {lang} | {n} | {n / total_n:.4f} | {m / total_m:.4f} | {m} |")
-    log(f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")
-    try:
-        train_sentencepiece(sample, prefix, args.vocab_size, args.model_type, args.max_sentences)
-    except RuntimeError as e:
-        fail(f"SentencePiece training failed ({e}); for a small corpus lower --vocab-size")
+        log(TOOL, f"| {lang} | {n} | {n / total_n:.4f} | {m / total_m:.4f} | {m} |")
+    log(TOOL, f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")
+    train_sentencepiece(sample, prefix, args.vocab_size, args.model_type, args.max_sentences)
     os.remove(sample)
     dict_path = os.path.join(args.destdir, "dict.txt")
-    log(f"wrote {write_fairseq_dict(prefix, dict_path)} symbols to {dict_path}")
+    log(TOOL, f"wrote {write_fairseq_dict(prefix, dict_path)} symbols to {dict_path}")
 
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
-    log("| language | split | words | pieces | pieces per word | unknown rate |")
+    log(TOOL, "| language | split | words | pieces | pieces per word | unknown rate |")
     for lang in train:
         lang_dir = os.path.join(args.destdir, lang)
         os.makedirs(lang_dir, exist_ok=True)
         for split, src in (("train", train[lang]), ("valid", valid[lang])):
             words, pieces, unknown = encode(sp, src, os.path.join(lang_dir, f"{split}.spm.txt"))
-            log(f"| {lang} | {split} | {words} | {pieces} | {pieces / max(words, 1):.3f} | {unknown / max(pieces, 1):.5f} |")
-        cmd = [
-            sys.executable, "-m", "fairseq_cli.preprocess", "--only-source", "--srcdict", dict_path,
-            "--trainpref", os.path.join(lang_dir, "train.spm.txt"),
-            "--validpref", os.path.join(lang_dir, "valid.spm.txt"),
-            "--destdir", lang_dir, "--workers", str(args.workers),
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.stderr.write(result.stdout + result.stderr)
-            fail(f"fairseq-preprocess failed for {lang} (its output is above)")
+            log(TOOL, f"| {lang} | {split} | {words} | {pieces} | {pieces / max(words, 1):.3f} | {unknown / max(pieces, 1):.5f} |")
+        fairseq_preprocess(lang_dir, os.path.join(lang_dir, "train.spm.txt"), os.path.join(lang_dir, "valid.spm.txt"),
+                           dict_path, args.workers, f" for {lang}")
         for split in ("train", "valid"):
             os.remove(os.path.join(lang_dir, f"{split}.spm.txt"))
-    log(f"done: train with  fairseq-train {args.destdir} --user-dir metro_fairseq --task metro_pretraining "
+    log(TOOL, f"done: train with  fairseq-train {args.destdir} --user-dir metro_fairseq --task metro_pretraining "
         f"--multilang-sampling-alpha 0.3 --valid-subset valid,{','.join('valid_' + lang for lang in train)} ...")
 
 
 if __name__ == "__main__":
-    prepare_corpus.fail = fail  # check_text reports under this script's name
     main()

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
-"""SQuAD 1.1 / 2.0 JSON -> fairseq windows for extractive QA. Example:
+"""``metro-prepare-squad``: SQuAD 1.1 / 2.0 JSON -> fairseq windows for extractive QA. Example:
 
-    python scripts/prepare_squad.py --train train-v1.1.json --valid dev-v1.1.json \
+    metro-prepare-squad --train train-v1.1.json --valid dev-v1.1.json \
         --spm-model data-bin/x/spm.model --dict data-bin/x/dict.txt --destdir data-bin/squad
 
 writes in DESTDIR, for S in {train, valid}: ``S.input.{bin,idx}`` (one window of token ids
@@ -13,81 +12,61 @@ import argparse
 import json
 import os
 import shutil
-import sys
 
-from sentencepiece_model import load_sentencepiece
+from ..data.sentencepiece_file import load_sentencepiece
+from ..data.squad_windows import PieceEncoder, answer_tokens, make_windows
+from .messages import fail, log, one_line_errors
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def fail(message: str):
-    sys.exit(f"prepare_squad: error: {message}")
-
-
-def log(message: str):
-    print(f"[prepare_squad] {message}", flush=True)
-
-
-def squad_windows():
-    """metro_fairseq/data/squad_windows.py on its own: data preparation needs none of the plugin's
-    models or tasks (importing the package registers them all, which is slow)."""
-    import importlib.util
-
-    if "squad_windows" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "squad_windows", os.path.join(REPO, "metro_fairseq", "data", "squad_windows.py"))
-        sys.modules["squad_windows"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["squad_windows"])
-    return sys.modules["squad_windows"]
+TOOL = "prepare_squad"
 
 
 def load_squad(path: str, what: str):
     """Questions of a SQuAD file as dicts: qid, question, context, answers, start, is_impossible."""
     if not os.path.isfile(path):
-        fail(f"{what} file {path} does not exist: give a SQuAD JSON file (scripts/fetch_squad.py writes them)")
+        fail(TOOL, f"{what} file {path} does not exist: give a SQuAD JSON file (scripts/fetch_squad.py writes them)")
     if os.path.getsize(path) == 0:
-        fail(f"{what} file {path} is empty: give a SQuAD JSON file (scripts/fetch_squad.py writes them)")
+        fail(TOOL, f"{what} file {path} is empty: give a SQuAD JSON file (scripts/fetch_squad.py writes them)")
     try:
         with open(path, encoding="utf-8") as f:
             squad = json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
-        fail(f"{what} file {path} is not JSON ({e}): give a SQuAD JSON file")
+        fail(TOOL, f"{what} file {path} is not JSON ({e}): give a SQuAD JSON file")
     layout = f"{what} file {path} is not in SQuAD layout"
     if not isinstance(squad, dict) or not isinstance(squad.get("data"), list):
-        fail(f"{layout}: expected {{\"data\": [articles]}}")
+        fail(TOOL, f"{layout}: expected {{\"data\": [articles]}}")
     questions, seen = [], set()
     for a, article in enumerate(squad["data"]):
         paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
         if not isinstance(paragraphs, list):
-            fail(f"{layout}: article {a} has no \"paragraphs\" list")
+            fail(TOOL, f"{layout}: article {a} has no \"paragraphs\" list")
         for p, par in enumerate(paragraphs):
             if not isinstance(par, dict) or not isinstance(par.get("context"), str) or not isinstance(par.get("qas"), list):
-                fail(f"{layout}: paragraph {p} of article {a} needs \"context\" (text) and \"qas\" (list)")
+                fail(TOOL, f"{layout}: paragraph {p} of article {a} needs \"context\" (text) and \"qas\" (list)")
             for qa in par["qas"]:
                 questions.append(check_question(qa, par["context"], layout, seen))
     if not questions:
-        fail(f"{what} file {path} holds no questions")
+        fail(TOOL, f"{what} file {path} holds no questions")
     return questions
 
 
 def check_question(qa, context: str, layout: str, seen: set):
     if not isinstance(qa, dict) or not isinstance(qa.get("id"), str) or not isinstance(qa.get("question"), str):
-        fail(f"{layout}: every qas entry needs \"id\" and \"question\" (text)")
+        fail(TOOL, f"{layout}: every qas entry needs \"id\" and \"question\" (text)")
     qid, impossible = qa["id"], bool(qa.get("is_impossible", False))
     if qid in seen:
-        fail(f"question id {qid} occurs twice: ids must be unique")
+        fail(TOOL, f"question id {qid} occurs twice: ids must be unique")
     seen.add(qid)
     answers = qa.get("answers")
     if not isinstance(answers, list) or not all(
             isinstance(x, dict) and isinstance(x.get("text"), str) and isinstance(x.get("answer_start"), int)
             for x in answers):
-        fail(f"{layout}: question {qid} needs \"answers\": [{{\"text\": ..., \"answer_start\": int}}, ...]")
+        fail(TOOL, f"{layout}: question {qid} needs \"answers\": [{{\"text\": ..., \"answer_start\": int}}, ...]")
     if not answers and not impossible:
-        fail(f"question {qid} has no answers and is not marked \"is_impossible\": true")
+        fail(TOOL, f"question {qid} has no answers and is not marked \"is_impossible\": true")
     for x in answers:
         if x["answer_start"] < 0 or x["answer_start"] + len(x["text"]) > len(context):
-            fail(f"question {qid}: answer_start {x['answer_start']} with a {len(x['text'])}-character answer "
-                 f"is out of range for its {len(context)}-character context; fix the answer_start")
+            fail(TOOL, f"question {qid}: answer_start {x['answer_start']} with a {len(x['text'])}-character answer "
+                       f"is out of range for its {len(context)}-character context; fix the answer_start")
     first = {} if impossible else answers[0]  # targets come from the first answer
     return {"qid": qid, "question": qa["question"], "context": context, "answers": [x["text"] for x in answers],
             "start": first.get("answer_start"), "text": first.get("text"), "is_impossible": impossible}
@@ -97,8 +76,6 @@ def write_split(questions, encoder, dictionary, prefix: str, args):
     """Windows of ``questions`` to PREFIX.input.{bin,idx} / .windows.jsonl / .questions.json; counts."""
     import torch
     from fairseq.data import indexed_dataset
-
-    answer_tokens, make_windows = squad_windows().answer_tokens, squad_windows().make_windows
 
     builder = indexed_dataset.make_builder(prefix + ".input.bin", impl="mmap", vocab_size=len(dictionary))
     counts = dict(questions=len(questions), windows=0, answers=0, unaligned=0, uncovered=0, impossible=0)
@@ -131,6 +108,7 @@ def write_split(questions, encoder, dictionary, prefix: str, args):
     return counts
 
 
+@one_line_errors(TOOL)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", required=True, help="SQuAD JSON for training")
@@ -144,25 +122,25 @@ def main(argv=None):
     args = p.parse_args(argv)
     for flag, path in (("--spm-model", args.spm_model), ("--dict", args.dict)):
         if not os.path.isfile(path):
-            fail(f"{flag} {path} does not exist: give the files of the pretrained model's data-bin")
+            fail(TOOL, f"{flag} {path} does not exist: give the files of the pretrained model's data-bin")
     if args.max_query_length < 1 or args.doc_stride < 1 or args.max_length < args.max_query_length + 5:
-        fail("need --max-query-length >= 1, --doc-stride >= 1 and --max-length >= --max-query-length + 5")
+        fail(TOOL, "need --max-query-length >= 1, --doc-stride >= 1 and --max-length >= --max-query-length + 5")
     splits = {"train": load_squad(args.train, "--train"), "valid": load_squad(args.valid, "--valid")}
 
-    sp = load_sentencepiece(args.spm_model, fail)
+    sp = load_sentencepiece(args.spm_model)
     from fairseq.data import Dictionary
 
     try:
         dictionary = Dictionary.load(args.dict)
     except (ValueError, RuntimeError) as e:
-        fail(f"--dict {args.dict} is not a fairseq dict.txt ({e})")
-    encoder = squad_windows().PieceEncoder(sp, dictionary)
+        fail(TOOL, f"--dict {args.dict} is not a fairseq dict.txt ({e})")
+    encoder = PieceEncoder(sp, dictionary)
     os.makedirs(args.destdir, exist_ok=True)
     shutil.copyfile(args.dict, os.path.join(args.destdir, "dict.txt"))
     for split, questions in splits.items():
         c = write_split(questions, encoder, dictionary, os.path.join(args.destdir, split), args)
         pct = 100.0 * c["unaligned"] / max(c["answers"], 1)
-        log(f"{split}: {c['questions']} questions ({c['impossible']} impossible), {c['windows']} windows; "
+        log(TOOL, f"{split}: {c['questions']} questions ({c['impossible']} impossible), {c['windows']} windows; "
             f"{c['answers']} answers, {c['unaligned']} not aligned ({pct:.2f}%), "
             f"{c['uncovered']} not covered by any window -> {os.path.join(args.destdir, split)}.*")
 

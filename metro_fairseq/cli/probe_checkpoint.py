@@ -1,8 +1,7 @@
-#!/usr/bin/env python
-"""Frozen-feature probe of a checkpoint: how well a linear classifier on its mean-pooled main-model
-states separates a labelled task, as a learning curve over the number of training labels.
+"""``metro-probe``: frozen-feature probe of a checkpoint: how well a linear classifier on its mean-pooled
+main-model states separates a labelled task, as a learning curve over the number of training labels.
 
-    python scripts/probe_checkpoint.py CHECKPOINT --task-dir DIR [--sizes 100 300 1000 all] [--seeds 5]
+    metro-probe CHECKPOINT --task-dir DIR [--sizes 100 300 1000 all] [--seeds 5]
         [--out-json probe.json] [--random-init] [--data DATA_BIN] [--layer K | --bag-of-pieces]
 
 DIR holds ``train.tsv`` and ``dev.tsv`` in the SST-2 layout (a header line, then
@@ -19,16 +18,20 @@ of each SentencePiece piece instead of any model states: the lexical reference a
 import argparse
 import json
 import os
-import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import torch
+
+from ..evaluation.checkpoint_features import (
+    ProbeError, bag_of_pieces, check_layer, encode_texts, load_main_model, mean_pooled_states,
+)
+from ..evaluation.label_subsets import parse_sizes, read_labelled_tsv, stratified_subset
+from ..evaluation.linear_probe import accuracy, fit_with_selected_C, learning_curve_area, summarise
+from .messages import fail, one_line_errors
+
+TOOL = "probe_checkpoint"
 
 
-def fail(message):
-    sys.exit(f"probe_checkpoint: error: {message}")
-
-
+@one_line_errors(TOOL)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint")
@@ -48,18 +51,10 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
 
-    import torch
-
-    from metro_fairseq.evaluation.checkpoint_features import (
-        ProbeError, bag_of_pieces, check_layer, encode_texts, load_main_model, mean_pooled_states,
-    )
-    from metro_fairseq.evaluation.label_subsets import parse_sizes, read_labelled_tsv, stratified_subset
-    from metro_fairseq.evaluation.linear_probe import accuracy, fit_with_selected_C, learning_curve_area, summarise
-
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.seeds < 1 or args.seeds_large < 1:
-        fail("--seeds and --seeds-large must be at least 1")
+        fail(TOOL, "--seeds and --seeds-large must be at least 1")
     try:
         train_x, train_y = read_labelled_tsv(os.path.join(args.task_dir, "train.tsv"))
         dev_x, dev_y = read_labelled_tsv(os.path.join(args.task_dir, "dev.tsv"))
@@ -67,13 +62,13 @@ def main(argv=None):
         model, vocab, spm_path, kind = load_main_model(args.checkpoint, args.data, args.random_init)
         check_layer(model, kind, args.layer)
     except FileNotFoundError as e:
-        fail(f"{e.filename} does not exist: --task-dir must hold train.tsv and dev.tsv (SST-2 layout)")
+        fail(TOOL, f"{e.filename} does not exist: --task-dir must hold train.tsv and dev.tsv (SST-2 layout)")
     except (ValueError, ProbeError) as e:
-        fail(str(e))
+        fail(TOOL, str(e))
     classes = sorted(set(train_y))
     unknown = sorted(set(dev_y) - set(classes))
     if unknown:
-        fail(f"dev.tsv has labels {unknown[:3]} that train.tsv never uses: the splits do not belong together")
+        fail(TOOL, f"dev.tsv has labels {unknown[:3]} that train.tsv never uses: the splits do not belong together")
     index = {c: i for i, c in enumerate(classes)}
     max_length = min(args.max_length, model.max_positions() if hasattr(model, "max_positions") else args.max_length)
     sequences = encode_texts(train_x + dev_x, vocab, spm_path, max_length)

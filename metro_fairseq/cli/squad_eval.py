@@ -1,7 +1,7 @@
-#!/usr/bin/env python
-"""SQuAD 1.1 / 2.0 evaluation, with the arguments and output of the official v2.0 script.
+"""``metro-squad-eval``: SQuAD 1.1 / 2.0 evaluation, with the arguments and output of the official
+v2.0 script.
 
-    python scripts/squad_eval.py DEV_JSON PREDICTIONS [--na-prob-file NA_PROB.json]
+    metro-squad-eval DEV_JSON PREDICTIONS [--na-prob-file NA_PROB.json]
         [--na-prob-thresh 1.0] [--out-file OUT.json]
 
 PREDICTIONS is a JSON object question id -> answer text ("" = no answer); NA_PROB.json maps
@@ -11,17 +11,14 @@ A question without a prediction counts as wrong.
 """
 import argparse
 import json
-import logging
 import os
 import sys
 import warnings
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from ..evaluation.squad_metrics import evaluate
+from .messages import fail, one_line_errors
 
-
-def fail(message):
-    sys.exit(f"squad_eval: error: {message}")
+TOOL = "squad_eval"
 
 
 def load_json(path, what, fix):
@@ -29,16 +26,17 @@ def load_json(path, what, fix):
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
-        fail(f"{what} {path} does not exist: {fix}")
+        fail(TOOL, f"{what} {path} does not exist: {fix}")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        fail(f"{what} {path} is not JSON ({e}): {fix}")
+        fail(TOOL, f"{what} {path} is not JSON ({e}): {fix}")
 
 
 def check_mapping(obj, path, what, kind, kind_name, fix):
     if not isinstance(obj, dict) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in obj.values()):
-        fail(f"{what} {path} is not a JSON object of question id -> {kind_name}: {fix}")
+        fail(TOOL, f"{what} {path} is not a JSON object of question id -> {kind_name}: {fix}")
 
 
+@one_line_errors(TOOL)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data_file", metavar="DEV_JSON", help="SQuAD dev file, e.g. dev-v2.0.json")
@@ -59,22 +57,15 @@ def main(argv=None):
         check_mapping(na_probs, args.na_prob_file, "--na-prob-file", (int, float), "number",
                       'write {"question id": probability of no answer, ...}')
 
-    # importing metro_fairseq imports fairseq, which calls logging.basicConfig(level=INFO) and trips
-    # deprecation warnings: keep that noise off the terminal
-    logging.basicConfig(level=logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from metro_fairseq.evaluation.squad_metrics import evaluate
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             scores = evaluate(dataset, preds, na_probs, args.na_prob_thresh)
         except ValueError as e:
             where = args.na_prob_file if "na_probs" in str(e) else args.data_file
-            fail(f"{where}: {e}")
+            fail(TOOL, f"{where}: {e}")
     for w in caught:
-        print(f"squad_eval: warning: {w.message}", file=sys.stderr)
+        print(f"{TOOL}: warning: {w.message}", file=sys.stderr)
     print(json.dumps(scores, indent=2))
     if args.out_file:
         os.makedirs(os.path.dirname(os.path.abspath(args.out_file)), exist_ok=True)

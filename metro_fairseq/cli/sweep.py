@@ -1,9 +1,8 @@
-#!/usr/bin/env python
-"""Launch a sweep of fairseq runs (pretraining or fine-tuning grids) with submitit.
+"""``metro-sweep``: launch a sweep of fairseq runs (pretraining or fine-tuning grids) with submitit.
 
-    python scripts/sweep.py sweeps/glue.yaml --dry-run                 # print commands + SLURM settings
-    python scripts/sweep.py sweeps/glue.yaml --partition learnlab      # submit to SLURM
-    python scripts/sweep.py sweeps/glue.yaml --cluster local --wait    # same jobs on this machine
+    metro-sweep sweeps/glue.yaml --dry-run                 # print commands + SLURM settings
+    metro-sweep sweeps/glue.yaml --partition learnlab      # submit to SLURM
+    metro-sweep sweeps/glue.yaml --cluster local --wait    # same jobs on this machine
 
 Every run gets <output-root>/<spec name>/<run name>; finished runs (log says 'done training' and
 the checkpoint loads) are skipped, others (re)start and resume from their checkpoint_last.pt.
@@ -13,17 +12,15 @@ import argparse
 import logging
 import os
 import shlex
-import sys
-import warnings
 import zlib
 
 import submitit
 
-warnings.simplefilter("ignore", FutureWarning)  # fairscale's import-time deprecation notices
-logging.getLogger("fairseq").setLevel(logging.WARNING)
+from ..launcher.fairseq_job import FairseqJob, finished_checkpoint
+from ..launcher.sweep_spec import SpecError, expand, load_spec
+from .messages import fail, one_line_errors
 
-from metro_fairseq.launcher.fairseq_job import FairseqJob, finished_checkpoint
-from metro_fairseq.launcher.sweep_spec import SpecError, expand, load_spec
+TOOL = "sweep"
 
 # option -> (default, help); a spec's `slurm:` block overrides the default, the command line both
 SLURM_OPTIONS = {
@@ -96,16 +93,19 @@ def make_executor(args, spec, settings):
     return executor
 
 
-def main(argv=None):
+@one_line_errors(TOOL)
+def launch(argv=None) -> list:
+    """The sweep as a function: the submitit jobs launched (none for --dry-run or when all runs are finished)."""
     args = parse_args(argv)
+    logging.getLogger("fairseq").setLevel(logging.WARNING)  # fairseq's INFO lines stay out of the report
     try:
         spec = load_spec(args.spec)
         settings = slurm_settings(args, spec)
         runs = expand(spec, args.output_root)
     except (SpecError, OSError) as e:
-        sys.exit(f"sweep: {e}")
+        fail(TOOL, e)
     if args.cluster == "slurm" and not settings["partition"] and not args.dry_run:
-        sys.exit("sweep: no SLURM partition; pass --partition NAME (or --cluster local to run here)")
+        fail(TOOL, "no SLURM partition; pass --partition NAME (or --cluster local to run here)")
 
     todo = []
     for run in runs:
@@ -139,8 +139,12 @@ def main(argv=None):
                 failed += 1
                 print(f"[failed] {run.name}: {str(e).strip().splitlines()[-1]}")
         if failed:
-            sys.exit(f"sweep: {failed} of {len(jobs)} runs failed")
+            fail(TOOL, f"{failed} of {len(jobs)} runs failed")
     return jobs
+
+
+def main(argv=None) -> None:
+    launch(argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Exponentially smoothed language probabilities (XLM, XLM-R): p_i proportional to n_i ** alpha.
-numpy only, so data preparation can load it without the plugin (scripts/prepare_multilingual_corpus.py)."""
+Shared by the task's language sampling and metro-prepare-multilingual-corpus (its SentencePiece sample)."""
 from typing import Sequence
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Load a SentencePiece model given to a preparation script, refusing a corrupt or cut one.
+"""Load the SentencePiece model given to a data preparation tool, refusing a corrupt or cut one.
 
 SentencePiece parses a file cut at a boundary between pieces without complaint: the model then
 has fewer pieces and no trainer or normalizer spec, and would silently tokenize differently from
@@ -7,6 +7,12 @@ order: pieces (1), trainer_spec (2), normalizer_spec (3), then optional fields; 
 and 3 (a cut inside either fails to parse), so their presence is the completeness check.
 """
 import os
+
+from ..errors import MetroError
+
+
+class SentencePieceModelError(MetroError, ValueError):
+    """A ``--spm-model`` that is missing, not a SentencePiece model, or cut short."""
 
 
 def _varint(data: bytes, pos: int):
@@ -42,21 +48,22 @@ def top_level_fields(data: bytes) -> set:
     return numbers
 
 
-def load_sentencepiece(path: str, fail):
-    """The SentencePiece processor for ``path``; ``fail(message)`` (one line, exits) if it is not a whole model."""
+def load_sentencepiece(path: str):
+    """The SentencePiece processor for ``path``; SentencePieceModelError if it is not a whole model."""
     import sentencepiece as spm
 
     fix = "give the spm.model that scripts/prepare_corpus.py wrote next to the pretraining data"
     if not os.path.isfile(path):
-        fail(f"--spm-model {path} does not exist: {fix}")
+        raise SentencePieceModelError(f"--spm-model {path} does not exist: {fix}")
     with open(path, "rb") as f:
         data = f.read()
     try:
         sp = spm.SentencePieceProcessor(model_proto=data)
         missing = {2, 3} - top_level_fields(data)
     except (OSError, RuntimeError, ValueError) as e:
-        fail(f"--spm-model {path} is not a SentencePiece model ({e}): {fix}")
+        raise SentencePieceModelError(f"--spm-model {path} is not a SentencePiece model ({e}): {fix}") from None
     if missing:
-        fail(f"--spm-model {path} is not a SentencePiece model (cut short: {sp.get_piece_size()} pieces and no "
-             f"{' or '.join({2: 'trainer', 3: 'normalizer'}[n] for n in sorted(missing))} spec): {fix}")
+        specs = " or ".join({2: "trainer", 3: "normalizer"}[n] for n in sorted(missing))
+        raise SentencePieceModelError(f"--spm-model {path} is not a SentencePiece model (cut short: "
+                                      f"{sp.get_piece_size()} pieces and no {specs} spec): {fix}")
     return sp

@@ -1,4 +1,8 @@
-"""``scripts/export_hf.py``: a metro checkpoint as a transformers folder, verified before it is written.
+"""``metro-export-hf`` (``scripts/export_hf.py``): a metro checkpoint as a transformers folder, verified
+before it is written.
+
+    metro-export-hf checkpoints/metro_base/checkpoint_best.pt hf/metro_base
+    metro-export-hf glue-ckpt/RTE/checkpoint_best.pt hf/metro_base-rte --spm-model data-bin/corpus/spm.model
 
 Checks, each fatal: strict key loading; fairseq vs transformers hidden states (and head outputs) on
 a padded batch, within 1e-4, before and after ``from_pretrained``; tokenizer ids equal to fairseq's
@@ -7,9 +11,9 @@ on sample lines. The folder is built beside OUTDIR and renamed into place only w
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 
+from ..cli.messages import log, one_line_errors
 from .equivalence_check import TOLERANCE, fairseq_outputs, hf_outputs, max_difference, sample_batch
 from .layouts import FAMILIES, HEAD_KINDS, choose_family, convert, hf_config
 from .metro_checkpoint import ExportError, find_data_file, label_names, load_source
@@ -19,10 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CUSTOM_FILES = ("configuration_metro.py", "modeling_metro.py")
 AUTO_CLASSES = {"base": "AutoModel", "classification": "AutoModelForSequenceClassification",
                 "qa": "AutoModelForQuestionAnswering"}
-
-
-def log(msg):
-    print(f"[export_hf] {msg}", flush=True)
+TOOL = "export_hf"
 
 
 def _model_class(transformers, family: str, head_kind: str):
@@ -121,8 +122,8 @@ def export(args):
     if args.custom_code and family != "metro":
         family, why = "metro", "--custom-code: shipping modeling_metro.py"
     head = f"{source.head_kind} head {source.head_name!r}" if source.head_name else "no fine-tuned head"
-    log(f"{args.checkpoint}: {source.cfg.encoder_layers} layers x {source.cfg.encoder_embed_dim}, {head}")
-    log(f"class {FAMILIES[family].classes[0]} family: {why}")
+    log(TOOL, f"{args.checkpoint}: {source.cfg.encoder_layers} layers x {source.cfg.encoder_embed_dim}, {head}")
+    log(TOOL, f"class {FAMILIES[family].classes[0]} family: {why}")
 
     torch.manual_seed(0)
     model = build_hf_model(transformers, source, family)
@@ -182,15 +183,14 @@ def export(args):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     diffs = ", ".join(f"{AUTO_CLASSES[k]} {v:.1e}" for k, v in sorted(worst.items()))
-    log(f"verified after reload (max abs difference {diffs} <= {TOLERANCE:g}); {tok_note}")
-    log(f"wrote {args.outdir}" + (" (load with trust_remote_code=True)" if remote else ""))
+    log(TOOL, f"verified after reload (max abs difference {diffs} <= {TOLERANCE:g}); {tok_note}")
+    log(TOOL, f"wrote {args.outdir}" + (" (load with trust_remote_code=True)" if remote else ""))
     return family
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="export_hf.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="metro pretraining checkpoint, export_main_model.py output, or fine-tuned checkpoint")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="metro pretraining checkpoint, metro-export output, or fine-tuned checkpoint")
     p.add_argument("outdir", help="transformers folder to write (save_pretrained layout, safetensors)")
     p.add_argument("--dict", help="dict.txt of pretraining (default: from the checkpoint's data folder)")
     p.add_argument("--spm-model", help="SentencePiece model of pretraining (default: DATA/spm.model)")
@@ -203,9 +203,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return export(args)
-    except ExportError as e:
-        sys.exit(f"export_hf: error: {e}")
+@one_line_errors(TOOL)
+def export_command(argv=None) -> str:
+    """The command line as a function: the family written (``metro``, ``roberta``, ...)."""
+    return export(parse_args(argv))
+
+
+def main(argv=None) -> None:
+    export_command(argv)

@@ -6,10 +6,12 @@ from typing import Optional
 
 import torch
 
+from ..errors import MetroError
+
 HEAD_GROUPS = {"classification_heads": "classification", "span_heads": "qa"}
 
 
-class ExportError(Exception):
+class ExportError(MetroError):
     """A problem with the user's input or a failed check: one line, naming the fix."""
 
 

@@ -18,6 +18,11 @@ from ..modules.encoder import ATTENTION_TYPES
 from ..modules.temperature_schedule import ANNEAL_SHAPES
 
 
+def pretraining_only(help: str) -> dict:
+    """Field metadata of an option that shapes only pretraining (fine-tuning needs none of them)."""
+    return {"pretraining_only": True, "help": help}
+
+
 @dataclass
 class MetroConfig(FairseqDataclass):
     encoder_layers: int = field(default=12, metadata={"help": "main-model Transformer layers"})
@@ -61,52 +66,54 @@ class MetroConfig(FairseqDataclass):
     )
     generator_layers: Optional[int] = field(
         default=None,
-        metadata={"pretraining_only": True, "help": "generator depth; default a third of --encoder-layers (metro_large: 6 of 24)"},
+        metadata=pretraining_only("generator depth; default a third of --encoder-layers (metro_large: 6 of 24)"),
     )
     generator_embed_dim: Optional[int] = field(
-        default=None, metadata={"pretraining_only": True, "help": "generator width; default the main width (narrower: ELECTRA-style)"}
+        default=None, metadata=pretraining_only("generator width; default the main width (narrower: ELECTRA-style)")
     )
     generator_ffn_embed_dim: Optional[int] = field(
-        default=None, metadata={"pretraining_only": True, "help": "generator FFN width; default scales with the generator width"}
+        default=None, metadata=pretraining_only("generator FFN width; default scales with the generator width")
     )
     generator_attention_heads: Optional[int] = field(
-        default=None, metadata={"pretraining_only": True, "help": "generator heads; default scales with the generator width"}
+        default=None, metadata=pretraining_only("generator heads; default scales with the generator width")
     )
-    generator_dropout: float = field(default=0.0, metadata={"pretraining_only": True, "help": "dropout (all kinds) inside the generator"})
+    generator_dropout: float = field(default=0.0, metadata=pretraining_only("dropout (all kinds) inside the generator"))
     allow_deep_generator: bool = field(
-        default=False, metadata={"pretraining_only": True, "help": "permit a generator as deep as or deeper than the main model"}
+        default=False, metadata=pretraining_only("permit a generator as deep as or deeper than the main model")
     )
     embedding_sharing: ChoiceEnum(SHARING_MODES) = field(
-        default="tied", metadata={"pretraining_only": True, "help": "token embeddings of generator and main model: tied, gdes (DeBERTaV3) or none"}
+        default="tied",
+        metadata=pretraining_only("token embeddings of generator and main model: tied, gdes (DeBERTaV3) or none")
     )
     sampling_temperature: float = field(
         default=1.0,
-        metadata={"pretraining_only": True, "help": "temperature of the generator softmax the replacements are sampled from (the final "
-                  "value when --sampling-temperature-start is given)"},
+        metadata=pretraining_only("temperature of the generator softmax the replacements are sampled from (the final "
+                  "value when --sampling-temperature-start is given)"),
     )
     sampling_temperature_start: Optional[float] = field(
         default=None,
-        metadata={"pretraining_only": True, "help": "start temperature, annealed to --sampling-temperature (Fast-ELECTRA's descending "
-                  "schedule); default: constant"},
+        metadata=pretraining_only("start temperature, annealed to --sampling-temperature (Fast-ELECTRA's descending "
+                  "schedule); default: constant"),
     )
     sampling_temperature_anneal: ChoiceEnum(ANNEAL_SHAPES) = field(
-        default="cosine", metadata={"pretraining_only": True, "help": "shape of the anneal from the start to the final temperature"}
+        default="cosine", metadata=pretraining_only("shape of the anneal from the start to the final temperature")
     )
     sampling_temperature_anneal_updates: int = field(
-        default=0, metadata={"pretraining_only": True, "help": "updates the anneal takes (0 with --sampling-temperature-release-bits: a step)"}
+        default=0,
+        metadata=pretraining_only("updates the anneal takes (0 with --sampling-temperature-release-bits: a step)")
     )
     sampling_temperature_release_bits: Optional[float] = field(
         default=None,
-        metadata={"pretraining_only": True, "help": "hold the start temperature until the generator's MLM loss (moving average) is this "
+        metadata=pretraining_only("hold the start temperature until the generator's MLM loss (moving average) is this "
                   "many bits under the unigram entropy of the tokens it predicts, then anneal; default: "
-                  "anneal from update 0"},
+                  "anneal from update 0"),
     )
     scale_residual_init: bool = field(
         default=False,
-        metadata={"pretraining_only": True, "help": "scale residual output projections by 1/sqrt(2 * layers) at init (deep models)"},
+        metadata=pretraining_only("scale residual output projections by 1/sqrt(2 * layers) at init (deep models)"),
     )
     checkpoint_activations: bool = field(
-        default=False, metadata={"pretraining_only": True, "help": "recompute each layer's activations in backward to save memory"}
+        default=False, metadata=pretraining_only("recompute each layer's activations in backward to save memory")
     )
     layer_lr_decay: float = field(
         default=1.0,
@@ -118,7 +125,7 @@ class MetroConfig(FairseqDataclass):
         default=1.0,
         metadata={"help": "the generator's layers and MLM head train at lr * this scale (the token embeddings it "
                   "shares with the main model keep lr); 1.0 = off. Takes effect through fairseq's composite "
-                  "optimizer with dynamic_groups (see config/pretraining/metro_cpu_small_genlr.yaml)"},
+                  "optimizer with dynamic_groups (see config/pretraining/variants/metro_cpu_small_genlr.yaml)"},
     )
     pooler_dropout: float = field(default=0.1, metadata={"help": "dropout in sentence classification heads"})
     pooler_activation_fn: str = field(default="tanh", metadata={"help": "activation of sentence classification heads"})

@@ -240,6 +240,6 @@ def check_lr_groups(model, optimizer):
     if any(hasattr(p, "optim_overrides") for p in model.parameters()) and not optimizer.supports_groups:
         raise ValueError(
             f"--generator-lr-scale needs fairseq's composite optimizer (optimizer._name=composite with "
-            f"dynamic_groups=true, as in config/pretraining/metro_cpu_small_genlr.yaml); with "
+            f"dynamic_groups=true, as in config/pretraining/variants/metro_cpu_small_genlr.yaml); with "
             f"{type(optimizer).__name__} it would have no effect"
         )

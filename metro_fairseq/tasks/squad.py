@@ -31,9 +31,14 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from ..data import check_binarized_splits, load_dictionary
+from ..errors import MetroError
 from ..evaluation.squad_metrics import decode_question, evaluate_predictions
 
 logger = logging.getLogger(__name__)
+
+
+class SquadValidationError(MetroError):
+    """A run whose validation cannot score EM/F1 as it is set up."""
 
 
 @dataclass
@@ -117,8 +122,8 @@ class SquadTask(FairseqTask):
 
     def begin_valid_epoch(self, epoch, model):
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-            raise SystemExit("squad: EM/F1 need every window of a question on one worker: train with "
-                             "--disable-validation on several workers and evaluate the checkpoint on one")
+            raise SquadValidationError("--task squad: EM/F1 need every window of a question on one worker: train with "
+                                       "--disable-validation on several workers and evaluate the checkpoint on one")
         self.valid_logits, self._scores = {}, None
 
     def valid_step(self, sample, model, criterion):
