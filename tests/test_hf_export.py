@@ -11,7 +11,6 @@ from fairseq.data import Dictionary
 
 from conftest import REPO, run
 from metro_fairseq.hf.checks import fairseq_outputs, max_difference, sample_batch
-from metro_fairseq.hf.compat import import_transformers
 from metro_fairseq.hf.export import main
 from metro_fairseq.hf.layouts import choose_family, convert, hf_config
 from metro_fairseq.hf.source import load_source
@@ -19,8 +18,9 @@ from metro_fairseq.hf.tokenizer import fairseq_ids
 from metro_fairseq.models.metro import MetroConfig, MetroModel
 from test_finetuning import finetune_cmd
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-transformers = import_transformers()
+os.environ["HF_HUB_OFFLINE"] = "1"  # huggingface_hub reads it when imported: before transformers
+import transformers  # noqa: E402
+
 transformers.logging.set_verbosity_error()
 TOL = 1e-4
 CLS, SPAN = "sentence_classification_head", "squad_span_head"
@@ -279,6 +279,9 @@ def test_pipeline_text_classification(wiki_bin, tmp_path):
 
 
 def _prepare_corpus():
+    scripts = os.path.join(REPO, "scripts")
+    if scripts not in sys.path:  # its sibling sentencepiece_model.py (on the path when run as a script)
+        sys.path.insert(0, scripts)
     spec = importlib.util.spec_from_file_location("prepare_corpus", os.path.join(REPO, "scripts", "prepare_corpus.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
