@@ -64,20 +64,24 @@ def common_flags(data: str, size: Size, device: str, precision: Optional[str] = 
 
 def matmul_peak_gflops(size: Size, dtype: torch.dtype, device: str = "cpu", seconds: float = 1.0) -> float:
     """The machine's best GFLOP/s on the model's own matmul shapes (tokens x dim x dim, x ffn and
-    back) in ``dtype`` at the current thread count: the ceiling the training step is measured against."""
+    back) in ``dtype`` at the current thread count: the ceiling the training step is measured against.
+    Both layouts count: ``a @ b`` and ``F.linear`` (``x @ W^T``, the forward's), since CPUs without bf16
+    units run them through different kernels (bf16 ``F.linear`` several times faster than ``a @ b``)."""
     tokens = size.batch * size.tokens_per_sample
     best = 0.0
     for m, k, n in ((tokens, size.dim, size.dim), (tokens, size.dim, size.ffn), (tokens, size.ffn, size.dim)):
         a = torch.randn(m, k, device=device).to(dtype)
         b = torch.randn(k, n, device=device).to(dtype)
-        a @ b  # warm-up: kernel choice, page faults
-        reps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            a @ b
-            reps += 1
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
+        w = b.t().contiguous()
+        for matmul in (lambda: a @ b, lambda: torch.nn.functional.linear(a, w)):
+            matmul()  # warm-up: kernel choice, page faults
+            reps, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                matmul()
+                reps += 1
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
     return best
 
 

@@ -42,4 +42,26 @@ if ! "$VPY" -c "import transformers, google.protobuf" 2>/dev/null; then
   echo "[setup] installing transformers for the Hugging Face export"
   pipq "transformers==5.23.0" "protobuf==7.36.2"
 fi
+# fairseq declares torchaudio, so pip installs its newest wheel, which is built for another torch (2.11.1,
+# a CUDA 13 build for torch 2.11: with our torch its _torchaudio.so does not load). fairseq imports it
+# only inside its speech functions, but transformers imports it whenever it is installed, so a plain
+# `from transformers import pipeline` (or any model class) dies with OSError. Remove a torchaudio that
+# does not import; one that does (e.g. matching a reused CUDA torch) is kept. Runs every time: a
+# reinstall above brings it back. `pip check` then reports fairseq's requirement as missing.
+torchaudio_state() {
+  "$VPY" -c 'import importlib.util as u
+if u.find_spec("torchaudio") is None:
+    print("absent")
+else:
+    import torchaudio
+    print("ok")' 2>/dev/null || echo broken
+}
+if [ "$(torchaudio_state)" = broken ]; then
+  echo "[setup] removing torchaudio: built for another torch, it does not import, and it breaks transformers"
+  "$VPY" -m pip uninstall -q -y torchaudio || true  # pip leaves one outside the venv: checked next
+  if [ "$(torchaudio_state)" = broken ]; then
+    echo "[setup] warning: a torchaudio that does not import remains outside $VENV (system site-packages);" \
+         "transformers model imports fail until it is removed" >&2
+  fi
+fi
 export PATH="$VENV/bin:$PATH"

@@ -71,12 +71,12 @@ def padded_batch(d, lengths, seed=0):
     ],
 )
 def test_hidden_states_equal_debertav2model_with_padding(options, lengths):
-    if importlib.util.find_spec("transformers") is None:  # the [hf] extra; import_transformers imports it
+    if importlib.util.find_spec("transformers") is None:  # the [hf] extra
         pytest.skip("transformers is not installed")
-    from metro_fairseq.hf.compat import import_transformers
+    import transformers
+
     from metro_fairseq.hf.layouts import convert, hf_config
 
-    transformers = import_transformers()
     cfg, d = disentangled_cfg(**options), dictionary(60)
     model = perturbed_model(cfg, d)
     config = hf_config(transformers, "deberta_v2", cfg, len(d), 2, 0.0)

@@ -10,7 +10,6 @@ from fairseq.data import Dictionary
 
 from conftest import run
 from metro_fairseq.hf.equivalence_check import fairseq_outputs, max_difference, sample_batch
-from metro_fairseq.hf.compat import import_transformers
 from metro_fairseq.hf.export import export_command
 from metro_fairseq.hf.layouts import choose_family, convert, hf_config
 from metro_fairseq.hf.metro_checkpoint import load_source
@@ -19,8 +18,9 @@ from metro_fairseq.models.metro import MetroModel
 from metro_fairseq.models.metro_config import MetroConfig
 from test_finetuning import finetune_cmd
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-transformers = import_transformers()
+os.environ["HF_HUB_OFFLINE"] = "1"  # huggingface_hub reads it when imported: before transformers
+import transformers  # noqa: E402
+
 transformers.logging.set_verbosity_error()
 TOL = 1e-4
 CLS, SPAN = "sentence_classification_head", "squad_span_head"

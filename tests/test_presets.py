@@ -1,5 +1,4 @@
 """Each recipe preset loads through fairseq-hydra-train and trains (scaled down) with falling loss."""
-import os
 import sys
 
 import pytest
@@ -96,21 +95,3 @@ def test_multilingual_preset_trains_on_real_languages(help_bin, tmp_path):
     assert "multilingual data: 3 languages de,en,ru; ignored directories: notes" in out
     assert "train: language sampling with alpha 0.3" in out
 
-
-def _flat(node, prefix=""):
-    if isinstance(node, dict):
-        return {k: v for key, sub in node.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: node}
-
-
-def test_gdes_preset_is_cpu_small_with_gdes_only():
-    # the demo's preset must stay the benchmarked recipe plus GDES, so the two copies cannot drift
-    import yaml
-
-    def load(name):
-        with open(os.path.join(REPO, "metro_fairseq", "config", "pretraining", f"{name}.yaml")) as f:
-            return _flat(yaml.safe_load(f))
-
-    tied, gdes = load("metro_cpu_small"), load("metro_cpu_small_gdes")
-    differing = {k: (tied.get(k), gdes.get(k)) for k in tied.keys() | gdes.keys() if tied.get(k) != gdes.get(k)}
-    assert differing == {"model.embedding_sharing": ("tied", "gdes")}

@@ -100,10 +100,9 @@ def _default_permissions(folder):
 
 
 def export(args):
-    from .compat import import_transformers
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything loads from local folders
-    transformers = import_transformers()
+    import transformers
+
     transformers.logging.set_verbosity_error()  # load reports and progress bars would drown our lines
     transformers.utils.logging.disable_progress_bar()
     import torch
