@@ -4,8 +4,8 @@ and the GLUE-style average, as a Markdown table.
 
     python scripts/glue_results.py runs/
 
-A run is a folder holding a fairseq log (``train.log`` from ``--log-file``, ``hydra_train.log`` or
-any ``*.log``). Its task is the first path component naming a GLUE task (CoLA, SST-2, ... or the
+A run is a folder holding a fairseq log in ``--log-format json`` (``common.log_format=json`` for
+fairseq-hydra-train; ``train.log`` from ``--log-file``, ``hydra_train.log`` or any ``*.log``). Its task is the first path component naming a GLUE task (CoLA, SST-2, ... or the
 config names cola, sst_2, ...); runs that differ only in a ``seed<N>`` / ``seed_<N>`` component form one group, so
 ``scripts/sweep.py`` run folders (``task_rte.lr_2e-5.seed_3``) work as they are. Per
 task the table shows the group with the best median. Metrics: Matthews correlation for CoLA,
@@ -17,9 +17,10 @@ import re
 import statistics
 import sys
 
+from training_report import fairseq_log  # the reader, without importing fairseq and torch
+
 TASKS = ["MNLI", "QQP", "QNLI", "SST-2", "CoLA", "RTE", "MRPC", "STS-B", "WNLI"]
 METRIC = {"CoLA": "mcc", "STS-B": "spearman"}
-VALID = re.compile(r"valid on '(\w+)' subset(.*)")
 
 
 def task_of(path):
@@ -32,35 +33,28 @@ def task_of(path):
     return None
 
 
-def best_score(log_path, metric):
-    """Best value of ``metric`` over the validations (subset ``valid``) logged in ``log_path``."""
-    best = None
-    with open(log_path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = VALID.search(line)
-            if not m or m.group(1) != "valid":
-                continue
-            fields = dict(p.strip().split(" ", 1) for p in m.group(2).split("|") if " " in p.strip())
-            if metric in fields:
-                value = float(fields[metric])  # fairseq logs all of them x100
-                best = value if best is None else max(best, value)
-    return best
+def best_score(log, metric):
+    """Best value of ``metric`` over the validations (subset ``valid``) of a fairseq_log.FairseqLog."""
+    scores = [r[metric] for r in log.valid() if metric in r]  # fairseq logs all of them x100
+    return max(scores) if scores else None
 
 
 def collect(root):
-    groups = {}
+    """{(task, group): [best score of each run]}, and the logs without a JSON line (skipped)."""
+    groups, without_json = {}, []
     for folder, _, files in os.walk(root):
-        logs = [f for f in files if f.endswith(".log")]
+        logs = [fairseq_log().read_log(os.path.join(folder, f)) for f in sorted(files) if f.endswith(".log")]
         task = task_of(os.path.relpath(folder, root))
         if not logs or task is None:
             continue
+        without_json += [log.source for log in logs if not log.records]
         metric = METRIC.get(task, "accuracy")
-        scores = [s for s in (best_score(os.path.join(folder, f), metric) for f in logs) if s is not None]
+        scores = [s for s in (best_score(log, metric) for log in logs) if s is not None]
         if not scores:
             continue
         group = re.sub(r"seed_?\d+", "seed*", os.path.relpath(folder, root))
         groups.setdefault((task, group), []).append(max(scores))
-    return groups
+    return groups, without_json
 
 
 def table(groups):
@@ -86,7 +80,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not os.path.isdir(args.root):
         sys.exit(f"glue_results: error: {args.root} does not exist")
-    groups = collect(args.root)
+    groups, without_json = collect(args.root)
+    if not groups and without_json:
+        sys.exit(f"glue_results: error: {fairseq_log().NoJsonLines.of(without_json[0])}")
+    for path in without_json:
+        print(f"glue_results: skipped {path}: no fairseq JSON log lines", file=sys.stderr)
     if not groups:
         sys.exit(f"glue_results: error: no fairseq logs with validation scores under {args.root} "
                  "(run folders must name a GLUE task, e.g. runs/SST-2/seed1/train.log)")

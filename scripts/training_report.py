@@ -3,63 +3,39 @@
 
     python scripts/training_report.py --log outputs/demo/train.log --plot outputs/demo/training_curves.png
 
-The log is what ``fairseq-train --log-file LOG`` writes (or its captured output), with
-``--log-format simple`` or ``json``.
+The log is what ``fairseq-train --log-format json --log-file LOG`` writes (or its captured output;
+fairseq-hydra-train: ``common.log_format=json common.log_file=LOG``).
 """
 import argparse
-import json
+import importlib.util
 import math
 import os
-import re
 import sys
 
-
-NUMBER = r"(-?[0-9.]+(?:e[-+]?[0-9]+)?|inf|nan)"
-SIMPLE_TRAIN = re.compile(r"(\w+)=" + NUMBER)
-SIMPLE_VALID = re.compile(r"\| (\w+) " + NUMBER)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # mean cosine between token states above which the main model counts as collapsed (random init ~0.01-0.2)
 COLLAPSED = 0.9
 
 
+def fairseq_log():
+    """metro_fairseq/fairseq_log.py on its own: importing the package imports fairseq and torch (seconds)."""
+    if "fairseq_log" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("fairseq_log", os.path.join(REPO, "metro_fairseq", "fairseq_log.py"))
+        sys.modules["fairseq_log"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["fairseq_log"])
+    return sys.modules["fairseq_log"]
+
+
 def read_log(path):
-    """Per-interval train stats and validation stats (lists of dicts in update order) from a
-    fairseq log in ``--log-format json`` or ``simple``."""
-    train, valid = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            start = line.find("{")
-            if start >= 0:
-                try:
-                    stats = json.loads(line[start:])
-                except json.JSONDecodeError:
-                    continue
-                if "valid_loss" in stats:
-                    valid.append({k[len("valid_"):]: v for k, v in stats.items() if k.startswith("valid_")})
-                elif "loss" in stats and "num_updates" in stats:
-                    train.append(stats)
-            elif "num_updates=" in line:  # simple format, one line per --log-interval
-                train.append(dict(SIMPLE_TRAIN.findall(line)))
-            elif "valid on '" in line:
-                valid.append(dict(SIMPLE_VALID.findall(line)))
-    return _numeric(train), _numeric(valid)
+    """Per-interval training stats and validation stats (subset ``valid``) of a fairseq JSON log, as
+    lists of {name: float} in update order; raises fairseq_log.NoJsonLines when it has none."""
+    log = fairseq_log().read_log(path, require=True)
+    return [r.stats for r in log.train_inner()], [r.stats for r in log.valid()]
 
 
 def binary_entropy_bits(p):
     """What an RTD head that knows only the replace rate scores: the loss to beat."""
     return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
-
-
-def _numeric(rows):
-    out = []
-    for row in rows:
-        values = {}
-        for key, value in row.items():
-            try:
-                values[key] = float(value)
-            except (TypeError, ValueError):
-                pass
-        out.append(values)
-    return out
 
 
 def plot(train, valid, path):
@@ -99,15 +75,18 @@ def plot(train, valid, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--log", required=True, help="fairseq-train log (--log-format simple or json)")
+    p.add_argument("--log", required=True, help="fairseq-train log (--log-format json)")
     p.add_argument("--plot", help="write the training curves to this PNG")
     p.add_argument("--save-dir", help="checkpoint directory to mention in the report")
     args = p.parse_args(argv)
     if not os.path.isfile(args.log):
         sys.exit(f"training_report: error: log {args.log} does not exist")
-    train, valid = read_log(args.log)
+    try:
+        train, valid = read_log(args.log)
+    except fairseq_log().NoJsonLines as e:
+        sys.exit(f"training_report: error: {e}")
     if not train:
-        sys.exit(f"training_report: error: no training stats in {args.log}; train with --log-format simple or json")
+        sys.exit(f"training_report: error: no training interval stats in {args.log}: train longer than --log-interval")
     first, last = train[0], train[-1]
     rows = [
         ("updates", f"{first['num_updates']:.0f}", f"{last['num_updates']:.0f}"),
