@@ -18,6 +18,8 @@ setup(
             "metro-squad-eval = metro_fairseq.cli.squad_eval:main",
             "metro-sweep = metro_fairseq.cli.sweep:main",
             "metro-train-composite = metro_fairseq.cli.train_composite:main",
+            "metro-training-report = metro_fairseq.cli.training_report:main",
+            "metro-glue-results = metro_fairseq.cli.glue_results:main",
         ],
     },
     package_data={"metro_fairseq": ["config/**/*.yaml"]},

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +45,7 @@ import harness  # noqa: E402
 REPO = harness.REPO
 sys.path.insert(0, REPO)
 from cross_lingual_data.libreoffice_modules import DEFAULT_MODULES  # noqa: E402
+from metro_fairseq.fairseq_log import VALID, read_log  # noqa: E402
 PRESET_DIR = os.path.join(REPO, "metro_fairseq", "config", "pretraining")
 ARMS = ("alpha0.3", "alpha1.0", "english", "random")
 # ++: set whether or not the preset names the option (metro_cpu_small is monolingual and does not)
@@ -155,9 +155,7 @@ def train_log_done(path):
 
 
 def pretrain(arm, args, data):
-    from omegaconf import OmegaConf
-
-    preset = OmegaConf.load(os.path.join(PRESET_DIR, args.preset + ".yaml"))
+    preset = harness.composed_preset(PRESET_DIR, args.preset)
     run_dir = os.path.join(args.out, "pretrain", arm)
     train_log = os.path.join(run_dir, "train.log")
     updates = args.max_update
@@ -176,20 +174,20 @@ def pretrain(arm, args, data):
         start = time.time()
         run([sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", PRESET_DIR, "--config-name",
              args.preset, f"task.data={data}", f"checkpoint.save_dir={run_dir}", f"common.log_file={train_log}",
+             "common.log_format=json",
              f"optimization.max_update={updates}", f"lr_scheduler.total_num_update={updates}",
              f"lr_scheduler.warmup_updates={warmup}", f"common.log_interval={log_interval}",
              f"checkpoint.save_interval_updates={save_interval}", "dataset.num_workers=0", *ARM_OVERRIDES[arm]],
             threads=args.threads)
         log(f"[pretrain] {arm}: done in {(time.time() - start) / 60:.1f} min")
-    text = open(train_log, encoding="utf-8").read()
-    if not re.search(rf"num_updates[= ]{updates}\b", text):
+    logged = read_log(train_log, require=True)
+    if updates not in {r.num_updates for r in logged}:
         fail(f"{run_dir} holds a run that did not end at {updates} updates (another --max-update): "
              f"pass another --out or delete {run_dir}")
     # fairseq's wall clock restarts with each (resumed) start: add up the parts
-    walls = [float(w) for w in re.findall(r"[ ,]wall[= ]([\d.]+)", text)]
+    walls = [r["wall"] for r in logged if r.kind != VALID and "wall" in r]
     minutes = sum(w for w, after in zip(walls, walls[1:] + [0.0]) if after < w) / 60
-    lines = [ln for ln in text.splitlines() if "num_updates" in ln and "valid" not in ln]
-    last = dict(re.findall(r"(\w+)=([\d.]+)", lines[-1]) or re.findall(r"\| (\w+) ([\d.]+)", lines[-1]))
+    last = logged.last_training().stats
     main = os.path.join(run_dir, "main.pt")
     if not os.path.exists(main):
         run([sys.executable, "scripts/export_main_model.py", os.path.join(run_dir, "checkpoint_last.pt"), main])

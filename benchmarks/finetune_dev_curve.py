@@ -13,7 +13,6 @@ import argparse
 import concurrent.futures
 import logging
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -21,14 +20,14 @@ import harness  # noqa: E402
 import sample_efficiency as se  # noqa: E402
 from probe_layers import checkpoint  # noqa: E402
 from sample_efficiency_report import LABELS, TASK_NAMES  # noqa: E402
+from metro_fairseq.fairseq_log import VALID, read_log  # noqa: E402
 
 FOLDER = "finetune_curve"
 
 
 def dev_curve(train_log):
     """{update: dev accuracy} from a fine-tuning log (one validation per epoch)."""
-    pattern = r"valid on 'valid' subset \| loss [\d.]+ \| nll_loss [\d.]+ \| accuracy ([\d.]+) .*?num_updates (\d+)"
-    return {int(u): float(acc) for acc, u in re.findall(pattern, open(train_log).read())}
+    return {u: stats["accuracy"] for u, stats in read_log(train_log, require=True).by_update(VALID).items()}
 
 
 def main():

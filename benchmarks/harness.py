@@ -309,6 +309,15 @@ def prepare(corpus: str, dest: str) -> str:
     return dest
 
 
+def composed_preset(config_dir: str, name: str):
+    """A preset as fairseq-hydra-train composes it (``defaults:`` variants included), as an OmegaConf."""
+    from omegaconf import OmegaConf
+
+    out = subprocess.run([sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", config_dir,
+                          "--config-name", name, "--cfg", "job"], cwd=REPO, capture_output=True, text=True, check=True)
+    return OmegaConf.create(out.stdout)
+
+
 def data_bin(path: Optional[str]) -> str:
     """The demo corpus binarized (vocabulary 8000), prepared once into data/bench-bin if not given."""
     return path or prepare(wiki_corpus(), os.path.join(REPO, "data", "bench-bin"))

@@ -15,12 +15,12 @@ checkpoint_last.pt when the command is run again. Prints a Markdown table, write
 import argparse
 import concurrent.futures
 import os
-import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from metro_fairseq.fairseq_log import read_log  # noqa: E402
 
 sys.path.insert(0, os.path.join(harness.REPO, "scripts"))
 from training_report import binary_entropy_bits  # noqa: E402
@@ -57,7 +57,7 @@ DEMO = ["--task", "metro_pretraining", "--criterion", "metro", "--arch", "metro"
         "--clip-norm", 2.0, "--lr", "7e-4", "--lr-scheduler", "polynomial_decay", "--warmup-updates", 100,
         "--total-num-update", 6000, "--disable-validation", "--save-interval-updates", 200,
         "--keep-interval-updates", 1, "--no-epoch-checkpoints", "--cpu", "--num-workers", 0, "--seed", 1,
-        "--log-format", "simple", "--log-interval", 50]
+        "--log-format", "json", "--log-interval", 50]
 FIELDS = ("mlm_loss", "rtd_loss", "replace_rate", "rtd_recall", "token_cos", "clm_acc", "sample_temp")
 
 
@@ -79,12 +79,8 @@ def run_probe(name, data, out, updates):
 
 def interval_stats(log):
     """{num_updates: {field: value}} of the training-interval lines of a fairseq --log-file."""
-    rows = {}
-    for line in open(log):
-        fields = dict(re.findall(r"(\w+)=(-?[\d.]+(?:e-?\d+)?)", line))
-        if "num_updates" in fields:
-            rows[int(fields["num_updates"])] = {k: float(v) for k, v in fields.items() if k in FIELDS}
-    return rows
+    rows = read_log(log, require=True).by_update()
+    return {u: {k: v for k, v in stats.items() if k in FIELDS} for u, stats in rows.items()}
 
 
 def main():

@@ -43,7 +43,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -52,6 +51,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from task_adaptive_corpus import task_adaptive_corpus  # noqa: E402
+
+from metro_fairseq.fairseq_log import read_log  # noqa: E402
 
 REPO = harness.REPO
 ENV = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -78,9 +79,7 @@ def run(cmd, logfile=None, threads=1):
 
 
 def load_preset(name):
-    from omegaconf import OmegaConf
-
-    return OmegaConf.load(os.path.join(PRESET_DIR, name + ".yaml"))
+    return harness.composed_preset(PRESET_DIR, name)
 
 
 def arm_preset(arm, args):
@@ -134,7 +133,7 @@ def roberta_flags(preset, data, device="cpu"):
         "--disable-validation", "--no-epoch-checkpoints", "--save-interval-updates",
         preset.checkpoint.save_interval_updates, "--keep-interval-updates", 1, *(["--cpu"] if device == "cpu" else []),
         "--num-workers", 0,
-        "--seed", preset.common.seed, "--log-format", "simple", "--log-interval", preset.common.log_interval,
+        "--seed", preset.common.seed, "--log-format", "json", "--log-interval", preset.common.log_interval,
     ]
 
 
@@ -154,22 +153,19 @@ def pretrain(arm, args, preset, data, vocab):
             name = arm_preset(arm, args)
             cmd = [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", PRESET_DIR, "--config-name",
                    name, f"task.data={data}", f"checkpoint.save_dir={run_dir}", f"common.log_file={train_log}",
+                   "common.log_format=json",
                    *schedule_overrides(load_preset(name), updates), "dataset.num_workers=0", *arm_overrides(arm),
                    f"common.cpu={str(args.device == 'cpu').lower()}"]
         run(cmd, threads=args.threads)
     text = open(train_log).read()
-    walls = [float(w) for w in re.findall(r"[ ,]wall=([\d.]+)", text)]  # wall clock since the (last) start
+    logged = read_log(text.splitlines(), require=True)
+    inner = logged.train_inner()  # its wall clock: since the (last) start
     return {"updates": updates, "flop_ratio": ratio, "pflops": updates * per_update / 1e15,
-            "train_minutes": walls[-1] / 60 if walls else 0.0,
+            "train_minutes": inner[-1]["wall"] / 60 if inner else 0.0,
             "resumed": "Loaded checkpoint" in text,
             "checkpoint": os.path.join(run_dir, "checkpoint_last.pt"), "log": train_log,
-            "last": last_stats(text)}
-
-
-def last_stats(text):
-    """The last logged training stats: an interval line (``key=value``) or the epoch summary (``| key value``)."""
-    line = [ln for ln in text.splitlines() if "num_updates" in ln and "valid" not in ln][-1]
-    return dict(re.findall(r"(\w+)=([\d.]+)", line) or re.findall(r"\| (\w+) ([\d.]+)", line))
+            # the last logged training stats: an interval's or the epoch summary's
+            "last": logged.last_training().stats}
 
 
 def export(arm, ckpt, args):
@@ -278,10 +274,9 @@ def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterio
              "--warmup-updates", updates // 16, "--total-num-update", updates, "--max-update", updates,
              "--max-epoch", 10000, "--validate-interval", validate_interval, "--no-save", "--seed", seed,
              *(["--cpu"] if getattr(args, "device", "cpu") == "cpu" else []),
-             "--num-workers", 0, "--log-format", "simple", "--log-interval", 100, "--save-dir", run_dir,
+             "--num-workers", 0, "--log-format", "json", "--log-interval", 100, "--save-dir", run_dir,
              "--log-file", train_log], threads=args.threads)
-    scores = re.findall(r"valid on 'valid' subset.*?\| accuracy ([\d.]+)", open(train_log).read())
-    return float(scores[-1])
+    return read_log(train_log, require=True).valid()[-1]["accuracy"]
 
 
 def main():

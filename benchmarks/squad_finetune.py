@@ -16,12 +16,12 @@ Resumable: finished arms are skipped. Prints a Markdown table, writes results.js
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from metro_fairseq.fairseq_log import read_log  # noqa: E402
 
 REPO = harness.REPO
 SE = os.path.join(REPO, "outputs", "bench", "sample_efficiency", "pretrain")
@@ -54,18 +54,17 @@ def finetune(name, checkpoint, data, windows, args):
         run([sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", "metro_fairseq/config/finetuning",
              "--config-name", "squad_v1", f"task.data={data}",
              "checkpoint.finetune_from_model=" + ("null" if random_init else checkpoint),
-             f"checkpoint.save_dir={save}", f"common.log_file={train_log}", "common.cpu=true", "common.fp16=false",
+             f"checkpoint.save_dir={save}", f"common.log_file={train_log}", "common.log_format=json",
+             "common.cpu=true", "common.fp16=false",
              "dataset.num_workers=0", f"optimization.max_update={updates}",
              f"optimization.max_epoch={args.epochs}", f"optimizer.groups.default.lr_float={args.lr}",
              f"optimization.lr=[{args.lr}]", f"optimizer.groups.default.lr_scheduler.warmup_updates={updates // 10}",
              f"optimizer.groups.default.lr_scheduler.total_num_update={updates}", "checkpoint.no_save=true",
              *model_overrides(checkpoint)])
-    text = open(train_log).read()
-    line = [ln for ln in text.splitlines() if "valid on 'valid' subset" in ln][-1]
-    stats = dict(re.findall(r"\| (\w+) ([-\d.]+)", line))
-    walls = re.findall(r"[ ,]wall=([\d.]+)", text)
-    return {"exact": float(stats["exact"]), "f1": float(stats["f1"]), "updates": int(stats["num_updates"]),
-            "minutes": float(walls[-1]) / 60 if walls else None, "checkpoint": checkpoint}
+    log = read_log(train_log, require=True)
+    stats, inner = log.valid()[-1], log.train_inner()
+    return {"exact": stats["exact"], "f1": stats["f1"], "updates": stats.num_updates,
+            "minutes": inner[-1]["wall"] / 60 if inner else None, "checkpoint": checkpoint}
 
 
 def main():

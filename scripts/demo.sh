@@ -31,7 +31,7 @@ echo "== 3/6 pretraining METRO (preset metro_cpu_small_gdes: 4 layers x 128, 2-l
 HOURS=$(python -c "print($MINUTES / 60)")
 set +e
 fairseq-hydra-train --config-dir metro_fairseq/config/pretraining --config-name metro_cpu_small_gdes \
-  task.data="$OUT/data-bin" checkpoint.save_dir="$OUT/checkpoints" common.log_file="$OUT/train.log" \
+  task.data="$OUT/data-bin" checkpoint.save_dir="$OUT/checkpoints" common.log_file="$OUT/train.log" common.log_format=json \
   optimization.stop_time_hours="$HOURS" dataset.validate_interval_updates=500 dataset.disable_validation=false \
   dataset.max_valid_steps=20 > "$OUT/console.log" 2>&1 &
 train_pid=$!

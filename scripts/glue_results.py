@@ -1,97 +1,10 @@
 #!/usr/bin/env python
-"""Best validation score of every fine-tuning run under a folder, the median over seeds per task,
-and the GLUE-style average, as a Markdown table.
-
-    python scripts/glue_results.py runs/
-
-A run is a folder holding a fairseq log (``train.log`` from ``--log-file``, ``hydra_train.log`` or
-any ``*.log``). Its task is the first path component naming a GLUE task (CoLA, SST-2, ... or the
-config names cola, sst_2, ...); runs that differ only in a ``seed<N>`` / ``seed_<N>`` component form one group, so
-``scripts/sweep.py`` run folders (``task_rte.lr_2e-5.seed_3``) work as they are. Per
-task the table shows the group with the best median. Metrics: Matthews correlation for CoLA,
-Spearman for STS-B, accuracy otherwise (all x100, as fairseq logs them), as COCO-LM reports them.
-"""
-import argparse
+"""``metro-glue-results`` run from a checkout, without installing the package."""
 import os
-import re
-import statistics
 import sys
 
-TASKS = ["MNLI", "QQP", "QNLI", "SST-2", "CoLA", "RTE", "MRPC", "STS-B", "WNLI"]
-METRIC = {"CoLA": "mcc", "STS-B": "spearman"}
-VALID = re.compile(r"valid on '(\w+)' subset(.*)")
-
-
-def task_of(path):
-    # folder names (runs/SST-2/seed1) or sweep run names (glue/task_sst_2.lr_1e-5.seed_1)
-    for part in re.split(r"[/.]", path.replace(os.sep, "/")):
-        candidates = {part, part.split("_", 1)[-1]}
-        for task in TASKS:
-            if task.lower().replace("-", "_") in {c.lower().replace("-", "_") for c in candidates}:
-                return task
-    return None
-
-
-def best_score(log_path, metric):
-    """Best value of ``metric`` over the validations (subset ``valid``) logged in ``log_path``."""
-    best = None
-    with open(log_path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = VALID.search(line)
-            if not m or m.group(1) != "valid":
-                continue
-            fields = dict(p.strip().split(" ", 1) for p in m.group(2).split("|") if " " in p.strip())
-            if metric in fields:
-                value = float(fields[metric])  # fairseq logs all of them x100
-                best = value if best is None else max(best, value)
-    return best
-
-
-def collect(root):
-    groups = {}
-    for folder, _, files in os.walk(root):
-        logs = [f for f in files if f.endswith(".log")]
-        task = task_of(os.path.relpath(folder, root))
-        if not logs or task is None:
-            continue
-        metric = METRIC.get(task, "accuracy")
-        scores = [s for s in (best_score(os.path.join(folder, f), metric) for f in logs) if s is not None]
-        if not scores:
-            continue
-        group = re.sub(r"seed_?\d+", "seed*", os.path.relpath(folder, root))
-        groups.setdefault((task, group), []).append(max(scores))
-    return groups
-
-
-def table(groups):
-    best = {}
-    for (task, group), scores in groups.items():
-        median = statistics.median(scores)
-        if task not in best or median > best[task][0]:
-            best[task] = (median, group, scores)
-    rows = ["| task | metric | median | seeds | runs |", "|---|---|---|---|---|"]
-    for task in TASKS:
-        if task in best:
-            median, group, scores = best[task]
-            runs = ", ".join(f"{s:.1f}" for s in sorted(scores))
-            rows.append(f"| {task} | {METRIC.get(task, 'accuracy')} | {median:.1f} | {len(scores)} | {group}: {runs} |")
-    if best:
-        rows.append(f"| **average** | | **{statistics.mean(v[0] for v in best.values()):.1f}** | | {len(best)} tasks |")
-    return "\n".join(rows)
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("root", help="folder with one sub-folder (and log) per fine-tuning run")
-    args = p.parse_args(argv)
-    if not os.path.isdir(args.root):
-        sys.exit(f"glue_results: error: {args.root} does not exist")
-    groups = collect(args.root)
-    if not groups:
-        sys.exit(f"glue_results: error: no fairseq logs with validation scores under {args.root} "
-                 "(run folders must name a GLUE task, e.g. runs/SST-2/seed1/train.log)")
-    print(table(groups))
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's metro_fairseq
+from metro_fairseq.cli.glue_results import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

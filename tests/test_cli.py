@@ -25,6 +25,8 @@ SCRIPTS = {
     "metro-squad-eval": "squad_eval",
     "metro-sweep": "sweep",
     "metro-train-composite": "train_composite",
+    "metro-training-report": "training_report",
+    "metro-glue-results": "glue_results",
 }
 
 

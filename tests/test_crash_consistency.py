@@ -18,8 +18,9 @@ from fairseq import checkpoint_utils
 
 from conftest import REPO, run
 from test_end_to_end import train_cmd, train_logs
-from metro_fairseq.fairseq_patches.atomic_checkpoint_writes import TEST_HOOK_HOLD_ENV, atomic_write
 from metro_fairseq.checkpoint_reader import CheckpointError, checkpoint_updates, read_checkpoint
+from metro_fairseq.fairseq_log import read_log
+from metro_fairseq.fairseq_patches.atomic_checkpoint_writes import TEST_HOOK_HOLD_ENV, atomic_write
 from metro_fairseq.fairseq_patches.resume_recovery import resume_checkpoint
 
 SOAK_UPDATES = 24
@@ -177,7 +178,9 @@ def assert_same_end(logs, save_dir, uninterrupted):
     return worst
 
 
-TRAIN_LINE = '"loss": '  # only in fairseq's per-update training JSON (valid_loss, train_loss differ)
+def logged_updates(lines):
+    """How many training intervals (--log-interval 1: updates) fairseq logged in ``lines``."""
+    return len(read_log(lines).train_inner())
 
 
 class Segment:
@@ -192,7 +195,7 @@ class Segment:
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line)
-            self.updates += TRAIN_LINE in line
+            self.updates += logged_updates([line])
             self.held = self.held or HOLDING.search(line)
 
     def text(self):
@@ -312,7 +315,7 @@ def test_soak_through_the_sweep_requeue_path(wiki_bin, uninterrupted, tmp_path, 
             trigger.write_text(target)
             wait(lambda: output().count("test hook: holding") > holds, "held write")
         else:
-            wait(lambda: log.exists() and log.read_text()[offset:].count(TRAIN_LINE) >= target, "updates")
+            wait(lambda: log.exists() and logged_updates(log.read_text()[offset:].splitlines()) >= target, "updates")
             time.sleep(rng.uniform(0, 0.3))
         os.kill(task_pid(job._process.pid), signal.SIGUSR2)  # preemption: the job SIGTERMs fairseq, requeues
         wait(lambda: stdout().count("requeueing") == i + 1, "requeue")

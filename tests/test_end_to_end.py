@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import REPO, USER_DIR, run
+from metro_fairseq.fairseq_log import read_log
 
 TRAIN = [sys.executable, "-m", "fairseq_cli.train"]
 
@@ -25,15 +26,8 @@ def train_cmd(data, save_dir, max_update, *extra, user_dir=USER_DIR):
 
 
 def train_logs(stdout_and_err: str):
-    """The per-interval training stats fairseq prints as JSON, keyed by num_updates."""
-    logs = {}
-    for line in stdout_and_err.splitlines():
-        start = line.find("{")
-        if start >= 0 and '"num_updates"' in line and '"epoch"' in line:
-            stats = json.loads(line[start:])
-            if "loss" in stats and "valid_loss" not in stats and "train_loss" not in stats:
-                logs[int(stats["num_updates"])] = stats
-    return logs
+    """The per-interval training stats fairseq prints as JSON, {num_updates: {name: float}}."""
+    return read_log(stdout_and_err.splitlines()).by_update()
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +74,29 @@ def test_training_report_and_plot(straight_run, tmp_path):
 
 
 def test_training_report_warns_about_collapsed_states(tmp_path):
-    line = ("epoch 001:     {n} / 9 loss=30.1, mlm_loss=9.6, rtd_loss=0.59, ppl=800, mlm_acc=0.05, rtd_acc=0.858, "
-            "replace_rate=0.142, rtd_precision=0, rtd_recall=0, token_cos={cos}, num_updates={n}, lr=0.001\n")
+    def line(n, cos):  # fairseq's train_inner JSON in a --log-file
+        return json.dumps({"epoch": 1, "update": n / 900, "loss": "30.1", "mlm_loss": "9.6", "rtd_loss": "0.59",
+                           "ppl": "800", "mlm_acc": "0.05", "rtd_acc": "0.858", "replace_rate": "0.142",
+                           "rtd_precision": "0", "rtd_recall": "0", "token_cos": f"{cos:g}", "num_updates": str(n),
+                           "lr": "0.001"}) + "\n"
+
     for cos, warned in ((0.35, False), (0.97, True)):
         log = tmp_path / f"cos{cos}.log"
-        log.write_text(line.format(n=50, cos=0.2) + line.format(n=100, cos=cos))
+        log.write_text(line(50, 0.2) + line(100, cos))
         r = run([sys.executable, "scripts/training_report.py", "--log", str(log)])
         assert f"| token-state cosine (collapse indicator) | 0.200 | {cos:.3f} |" in r.stdout
         assert ("warning: the main model's token states are nearly parallel" in r.stdout) == warned
         prior = -(0.142 * math.log2(0.142) + 0.858 * math.log2(0.858))  # what knowing only the rate scores
         assert f"| RTD prior: H(replace rate) (bits) | {prior:.4f} | {prior:.4f} |" in r.stdout
+
+
+def test_training_report_needs_json_lines(tmp_path):
+    log = tmp_path / "simple.log"
+    log.write_text("epoch 001:     50 / 9 loss=30.1, mlm_loss=9.6, num_updates=50, lr=0.001\n")  # --log-format simple
+    r = run([sys.executable, "scripts/training_report.py", "--log", str(log)], check=False)
+    assert r.returncode != 0 and r.stderr.strip() == (
+        f"training_report: error: no fairseq JSON log lines in {log}: train with --log-format json "
+        "(fairseq-hydra-train: common.log_format=json)")
 
 
 def test_checkpoint_loads_with_weights_only_loader(straight_run):

@@ -13,6 +13,7 @@ from conftest import DOWNLOAD_DIR, REPO, run
 from glue_fixtures import write_glue
 from test_end_to_end import last_line, train_cmd
 from test_model import build
+from metro_fairseq.fairseq_log import read_log
 from metro_fairseq.models.metro import MetroModel
 from metro_fairseq.models.metro_config import MetroConfig
 
@@ -47,15 +48,14 @@ def finetune_cmd(data, checkpoint, save_dir, *extra, arch_args=()):
         str(data), "--user-dir", "metro_fairseq", "--task", "sentence_prediction", "--criterion", "sentence_prediction",
         "--arch", "metro_tiny", *arch_args, "--finetune-from-model", str(checkpoint), "--init-token", "0",
         "--separator-token", "2", "--batch-size", "4", "--required-batch-size-multiple", "1", "--optimizer", "adam", "--lr", "1e-4", "--max-update", "6",
-        "--no-save", "--cpu", "--num-workers", "0", "--data-buffer-size", "0", "--log-format", "simple",
+        "--no-save", "--cpu", "--num-workers", "0", "--data-buffer-size", "0", "--log-format", "json",
         "--save-dir", str(save_dir), *extra,
     ]
 
 
 def valid_metrics(result):
-    line = [ln for ln in (result.stdout + result.stderr).splitlines() if "valid on 'valid'" in ln][-1]
-    fields = [f.strip().split(" ") for f in line.split("|")]
-    return {f[0]: f[1] for f in fields if len(f) == 2}
+    """The last validation's stats (subset valid) of a fairseq-train run, {name: float}."""
+    return read_log((result.stdout + result.stderr).splitlines()).valid()[-1].stats
 
 
 def test_prepare_glue_every_layout(glue_bin):
@@ -128,14 +128,26 @@ def test_glue_results_median_over_seeds(glue_bin, pretrained, tmp_path):
             run_dir.mkdir(parents=True)
             r = run(finetune_cmd(glue_bin / task, exported, run_dir, *flags, "--seed", str(seed), "--max-update", "3",
                                  "--validate-interval-updates", "1", "--log-file", str(run_dir / "train.log")))
-            lines = [ln for ln in (r.stdout + r.stderr).splitlines() if "valid on 'valid'" in ln]
             metric = "mcc" if task == "CoLA" else "accuracy"
-            best.setdefault(task, []).append(max(float(ln.split(f"| {metric} ")[1].split(" ")[0]) for ln in lines))
+            valid = read_log((r.stdout + r.stderr).splitlines()).valid()
+            assert len(valid) == 3 and read_log(run_dir / "train.log").valid() == valid
+            best.setdefault(task, []).append(max(v[metric] for v in valid))
     table = run([sys.executable, "scripts/glue_results.py", str(tmp_path / "runs")]).stdout
     medians = {t: sorted(v)[1] for t, v in best.items()}
     assert f"| SST-2 | accuracy | {medians['SST-2']:.1f} | 3 |" in table
     assert f"| CoLA | mcc | {medians['CoLA']:.1f} | 3 |" in table
     assert f"| **average** | | **{(medians['SST-2'] + medians['CoLA']) / 2:.1f}** |" in table
+
+
+def test_glue_results_needs_json_lines(tmp_path):
+    run_dir = tmp_path / "runs" / "RTE" / "seed1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "train.log").write_text(  # --log-format simple
+        "epoch 001 | valid on 'valid' subset | loss 0.693 | nll_loss 0.693 | accuracy 52.7 | num_updates 10\n")
+    r = run([sys.executable, "scripts/glue_results.py", str(tmp_path / "runs")], check=False)
+    assert r.returncode != 0 and r.stderr.strip() == (
+        f"glue_results: error: no fairseq JSON log lines in {run_dir / 'train.log'}: train with --log-format json "
+        "(fairseq-hydra-train: common.log_format=json)")
 
 
 def test_finetuning_configs_compose_and_train(glue_bin, pretrained, tmp_path):
@@ -149,10 +161,10 @@ def test_finetuning_configs_compose_and_train(glue_bin, pretrained, tmp_path):
             "--config-name", config, f"task.data={glue_bin / task}", f"checkpoint.finetune_from_model={exported}",
             f"checkpoint.save_dir={tmp_path / config}", "common.cpu=true", "common.fp16=false", "optimization.max_update=2",
             "dataset.batch_size=4", "dataset.num_workers=0", "dataset.data_buffer_size=0", *tiny,
+            "common.log_format=json",
         ])
-        assert "valid on 'valid' subset" in r.stdout + r.stderr, config
-        if config == "mnli":
-            assert "valid on 'valid1' subset" in r.stdout + r.stderr
+        subsets = read_log((r.stdout + r.stderr).splitlines()).subsets()
+        assert subsets == (["valid", "valid1"] if config == "mnli" else ["valid"]), config
 
 
 def test_missing_or_mismatched_checkpoint_fails(glue_bin, pretrained, tmp_path):
@@ -232,13 +244,13 @@ def test_train_composite_gives_flags_layer_decay(glue_bin, pretrained, tmp_path)
     lrs = sorted(float(ln.split("'lr': [")[1].split("]")[0]) for ln in groups)
     assert len(lrs) == 5  # embeddings, 3 layers, heads
     assert all(math.isclose(lr, 1e-4 * 0.8 ** k) for lr, k in zip(lrs, [4, 3, 2, 1, 0]))
-    for line in (ln for ln in out.splitlines() if "train_inner" in ln):
-        fields = dict(f.strip().split("=") for f in line.split(": ", 1)[1].split(",")[1:])
-        u = int(fields["num_updates"])
+    inner = read_log(out.splitlines()).train_inner()
+    for record in inner:
+        u = record.num_updates
         shape = u / 2 if u <= 2 else (8 - u) / 6  # warm-up to update 2, then linear to 0 at update 8
-        logged = sorted(float(v) for k, v in fields.items() if k.startswith("lr_"))
-        assert len(logged) == 5 and all(math.isclose(a, b * shape, rel_tol=1e-4) for a, b in zip(logged, lrs)), line
-    assert u == 6
+        logged = sorted(v for k, v in record.stats.items() if k.startswith("lr_"))
+        assert len(logged) == 5 and all(math.isclose(a, b * shape, rel_tol=1e-4) for a, b in zip(logged, lrs)), record.raw
+    assert [r.num_updates for r in inner] == [1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -1,6 +1,5 @@
 """Multilingual pretraining: language discovery, alpha-smoothed per-epoch sampling, per-language
 validation, and a real fairseq-train run on LibreOffice Help in three languages (two scripts)."""
-import json
 import os
 import shutil
 import sys
@@ -19,6 +18,7 @@ from metro_fairseq.data import (
     sampling_probabilities,
     split_language,
 )
+from metro_fairseq.fairseq_log import read_log
 from test_end_to_end import last_line, train_cmd, train_logs
 
 # ---------------------------------------------------------------- sampling, by hand
@@ -230,11 +230,8 @@ def multilingual_run(help_bin, tmp_path_factory):
 
 
 def valid_stats(log, subset):
-    out = []
-    for line in log.splitlines():
-        if f"| {subset} | " in line and "{" in line:
-            out.append(json.loads(line[line.index("{"):]))
-    return out
+    """The validations of one subset in a fairseq-train output: [{name: float}] (names without the subset)."""
+    return [record.stats for record in read_log(log.splitlines()).valid(subset)]
 
 
 def test_run_logs_languages_table_and_per_language_metrics(multilingual_run):
@@ -250,15 +247,15 @@ def test_run_logs_languages_table_and_per_language_metrics(multilingual_run):
         assert abs(float(rows[lang][3]) - share) < 2 / n.sum()
     for subset in ("valid_ru", "valid", "valid_de", "valid_en"):
         stats = valid_stats(log, subset)
-        assert [int(s[f"{subset}_num_updates"]) for s in stats] == [20, 30, 40, 60], subset
+        assert [int(s["num_updates"]) for s in stats] == [20, 30, 40, 60], subset
         for key in ("loss", "mlm_loss", "rtd_loss", "mlm_acc", "rtd_acc", "clm_loss", "clm_acc"):
-            assert f"{subset}_{key}" in stats[-1], (subset, key)
+            assert key in stats[-1], (subset, key)
         # each language's validation loss falls
-        assert float(stats[-1][f"{subset}_mlm_loss"]) < float(stats[0][f"{subset}_mlm_loss"]), subset
+        assert stats[-1]["mlm_loss"] < stats[0]["mlm_loss"], subset
     # the first subset (valid_ru) drives --best-checkpoint-metric
     ru = valid_stats(log, "valid_ru")
     # (fairseq updates the best value when it saves: at 30 and 60 here)
-    assert float(ru[-1]["valid_ru_best_loss"]) == min(float(ru[1]["valid_ru_loss"]), float(ru[3]["valid_ru_loss"]))
+    assert ru[-1]["best_loss"] == min(ru[1]["loss"], ru[3]["loss"])
     assert (save / "checkpoint_best.pt").exists()
     logs = train_logs(log)
     assert float(logs[60]["loss"]) < float(logs[5]["loss"])

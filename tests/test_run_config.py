@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run
+from metro_fairseq.fairseq_log import read_log
 from test_presets import TINY
 
 HYDRA_TRAIN = [sys.executable, "-m", "fairseq_cli.hydra_train"]
@@ -21,10 +22,11 @@ def test_local_run_config_runs_each_sweep_job(wiki_bin, tmp_path):
         "optimization.update_freq=[1]", "optimization.max_update=10", "lr_scheduler.warmup_updates=3",
         "lr_scheduler.total_num_update=10", "checkpoint.save_interval_updates=0", "dataset.data_buffer_size=0",
         "optimization.lr=[0.001],[0.002]", f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=job${hydra.job.num}",
+        "common.log_format=json",
     ])
     for job, lr in (("job0", 0.001), ("job1", 0.002)):
         log = (sweep_dir / job / "train.log").read_text()
-        assert "done training" in log and "num_updates 10" in log
+        assert "done training" in log and read_log(log.splitlines()).train()[-1].num_updates == 10
         assert (sweep_dir / job / "checkpoint_last.pt").exists()
         config = yaml.safe_load((sweep_dir / job / ".hydra" / "config.yaml").read_text())
         assert config["optimization"]["lr"] == [lr]

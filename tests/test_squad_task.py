@@ -2,7 +2,6 @@
 and real fairseq-train fine-tuning on real SQuAD questions with EM/F1 on validation."""
 import json
 import math
-import re
 import sys
 
 import pytest
@@ -10,6 +9,7 @@ import torch
 
 from conftest import DOWNLOAD_DIR, run
 from metro_fairseq.criterions.span_qa import span_loss_terms
+from metro_fairseq.fairseq_log import read_log
 
 TRAIN = [sys.executable, "-m", "fairseq_cli.train"]
 
@@ -54,14 +54,14 @@ def squad_cmd(data, checkpoint, save_dir, *extra):
         "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "polynomial_decay", "--warmup-updates", "5",
         "--total-num-update", "60", "--max-update", "60", "--max-epoch", "100", "--validate-interval-updates", "60",
         "--best-checkpoint-metric", "f1", "--maximize-best-checkpoint-metric", "--no-epoch-checkpoints",
-        "--no-last-checkpoints", "--cpu", "--num-workers", "0", "--data-buffer-size", "0", "--log-format", "simple",
+        "--no-last-checkpoints", "--cpu", "--num-workers", "0", "--data-buffer-size", "0", "--log-format", "json",
         "--log-interval", "10", "--save-dir", str(save_dir), "--seed", "1", *extra,
     ]
 
 
 def valid_stats(text):
-    line = [ln for ln in text.splitlines() if "valid on 'valid' subset" in ln][-1]
-    return {k: float(v) for k, v in re.findall(r"\| (\w+) ([-\d.]+)", line)}
+    """The last validation's stats (subset valid) in a fairseq-train output, {name: float}."""
+    return read_log(text.splitlines()).valid()[-1].stats
 
 
 def test_finetune_squad_v1_logs_em_f1_and_writes_official_predictions(squad_json, wiki_bin, pretrained, tmp_path):
@@ -69,7 +69,7 @@ def test_finetune_squad_v1_logs_em_f1_and_writes_official_predictions(squad_json
     _, exported = pretrained
     r = run(squad_cmd(data, exported, tmp_path / "ft"))
     out = r.stdout + r.stderr
-    train_losses = [float(m) for ln in out.splitlines() if "train_inner" in ln for m in re.findall(r"loss=([\d.]+)", ln)]
+    train_losses = [r["loss"] for r in read_log(out.splitlines()).train_inner()]
     assert train_losses[-1] < train_losses[0] - 0.3, train_losses
     stats = valid_stats(out)
     assert 0 <= stats["exact"] <= stats["f1"] <= 100
@@ -112,10 +112,10 @@ def test_squad_configs_compose_and_train(squad_json, wiki_bin, pretrained, tmp_p
             f"checkpoint.save_dir={tmp_path / config}", "common.cpu=true", "common.fp16=false",
             "optimization.max_update=2", "dataset.batch_size=4", "dataset.num_workers=0", "dataset.data_buffer_size=0",
             "model.encoder_layers=3", "model.encoder_embed_dim=64", "model.encoder_ffn_embed_dim=256",
-            "model.encoder_attention_heads=4", "model.relative_position_buckets=32",
+            "model.encoder_attention_heads=4", "model.relative_position_buckets=32", "common.log_format=json",
         ])
         out = r.stdout + r.stderr
-        assert "valid on 'valid' subset" in out and "| f1 " in out, config
+        assert "f1" in read_log(out.splitlines()).valid()[-1], config
         groups = [ln for ln in out.splitlines() if "fairseq.optim.composite" in ln and "Group :" in ln]
         assert len(groups) == 5, config  # layer-wise decay 0.8: embeddings, 3 layers, heads
 

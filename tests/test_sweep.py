@@ -8,6 +8,7 @@ import yaml
 
 from conftest import REPO, USER_DIR
 from metro_fairseq.cli import sweep
+from metro_fairseq.fairseq_log import read_log
 from metro_fairseq.launcher.fairseq_job import finished_checkpoint
 from metro_fairseq.launcher.sweep_spec import SpecError, expand, load_spec
 
@@ -24,7 +25,7 @@ def pretrain_command(data, max_update, save_every):
         "--criterion metro --arch metro_tiny --tokens-per-sample 64 --batch-size 8 --optimizer adam "
         f"--lr-scheduler polynomial_decay --warmup-updates 5 --total-num-update {max_update} "
         f"--max-update {max_update} --save-interval-updates {save_every} --no-epoch-checkpoints "
-        "--keep-interval-updates 1 --log-interval 5 --log-format simple --cpu --num-workers 0 --data-buffer-size 0"
+        "--keep-interval-updates 1 --log-interval 5 --log-format json --cpu --num-workers 0 --data-buffer-size 0"
     )
 
 
@@ -105,7 +106,7 @@ def test_local_sweep_trains_both_runs_then_skips_them(local_sweep, capsys):
     for lr in ("1e-3", "2e-3"):
         run_dir = out / "tiny" / f"lr_{lr}"
         log = (run_dir / "train.log").read_text()
-        assert "done training" in log and "num_updates 20" in log
+        assert "done training" in log and read_log(log.splitlines()).train()[-1].num_updates == 20
         assert finished_checkpoint(str(run_dir)) == str(run_dir / "checkpoint_last.pt")
     capsys.readouterr()
     assert sweep.launch([spec, "--cluster", "local", "--output-root", str(out)]) == []
