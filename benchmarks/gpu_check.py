@@ -237,7 +237,9 @@ def main(argv=None) -> int:
     if cuda and not torch.cuda.is_available():
         sys.exit(f"gpu_check: error: torch {torch.__version__} sees no CUDA device: run on a GPU machine, or pass "
                  "--cpu for the CPU rehearsal")
-    import metro_fairseq  # noqa: F401  before any Trainer: --bf16 without fairseq's forced --tpu
+    from metro_fairseq import plugin
+
+    plugin.install()  # before any Trainer: --bf16 without fairseq's forced --tpu
     size = GPU_SIZE if cuda else CPU_SIZE
     size = replace(size, batch=args.batch or size.batch)
     if cuda:

@@ -26,7 +26,9 @@ logging.getLogger("fairseq").setLevel(logging.WARNING)
 
 import torch  # noqa: E402
 
-import metro_fairseq  # noqa: E402,F401  (its shims, --bf16 without --tpu among them, before the first parse)
+from metro_fairseq import plugin  # noqa: E402
+
+plugin.install()  # its patches, --bf16 without --tpu among them, before the first parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "metro_fairseq")

@@ -24,7 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from torch._dynamo.utils import counters  # noqa: E402
 
-import metro_fairseq  # noqa: E402,F401  (--bf16 without fairseq's forced --tpu, before any parse)
+from metro_fairseq import plugin  # noqa: E402
+
+plugin.install()  # --bf16 without fairseq's forced --tpu, before any parse
 
 PRECISIONS = {"fp32": [], "bf16": ["--bf16"]}
 SYSTEMS = ("eager", "compiled")

@@ -1,19 +1,6 @@
 """metro_fairseq: METRO-style pretraining as a fairseq user directory (``--user-dir metro_fairseq``).
 
-Importing the package registers its tasks, models and criterions with fairseq (fairseq auto-imports
-only ``models/`` and ``tasks/`` of a user dir, and only through ``--user-dir``) and installs the
-plugin's small patches on fairseq, all listed in ``fairseq_patches/__init__.py``.
+Importing the package does nothing by itself: fairseq's ``--user-dir`` loads the plugin through
+``metro_fairseq.tasks``, and code that drives fairseq in-process calls ``metro_fairseq.plugin.install()``
+(the patches on fairseq, listed in ``fairseq_patches/__init__.py``, and the registries).
 """
-import logging
-import warnings
-
-# importing fairseq prints what no user can act on (fairscale's FutureWarnings about torch.cuda.amp,
-# text_to_speech's "Please install tensorboardX"): the plugin's tools (cli/) keep stderr to their own lines
-logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", category=FutureWarning, module="fairscale")
-    from . import fairseq_patches
-
-    fairseq_patches.install()
-
-    from . import criterions, models, tasks  # noqa: F401  (fairseq's registries)

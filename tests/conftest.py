@@ -4,6 +4,11 @@ import sys
 
 import pytest
 
+from metro_fairseq import plugin
+
+# tests drive fairseq in-process too (tasks, Trainers, checkpoint loads): the plugin as fairseq-train has it
+plugin.install()
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "metro_fairseq")
 # the demo corpus wheel is kept here between runs (scripts/test.sh and scripts/demo.sh share it)

@@ -11,7 +11,9 @@ import pytest
 import torch
 from fairseq import options
 
-import metro_fairseq  # noqa: F401  (installs the shims before the parses below)
+from metro_fairseq import plugin
+
+plugin.install()  # the patches, before the parses below
 from conftest import BF16_LOSS_TOLERANCE, run
 from test_end_to_end import train_cmd, train_logs
 from test_finetuning import finetune_cmd, valid_metrics

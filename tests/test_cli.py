@@ -77,3 +77,27 @@ def test_shared_checks_report_under_the_calling_tool(tmp_path):
         prepare_multilingual_corpus.main(["--train", "en=missing.txt", "--valid", "en=missing.txt",
                                           "--destdir", str(tmp_path)])
     assert str(e.value) == "prepare_multilingual_corpus: error: en training file missing.txt does not exist"
+
+
+def test_data_tools_start_without_fairseq():
+    """Only the plugin (plugin.install(), or --user-dir through tasks/) changes fairseq: the data preparation
+    and log tools import neither fairseq nor torch, and importing the package alone patches nothing."""
+    code = ("import sys, metro_fairseq, metro_fairseq.data.squad_windows, metro_fairseq.fairseq_log\n"
+            "import metro_fairseq.cli.prepare_corpus, metro_fairseq.cli.prepare_multilingual_corpus\n"
+            "import metro_fairseq.cli.prepare_glue, metro_fairseq.cli.prepare_squad, metro_fairseq.cli.sweep\n"
+            "import metro_fairseq.cli.training_report, metro_fairseq.cli.glue_results\n"
+            "print(sorted(m for m in ('fairseq', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_plugin_install_registers_and_patches():
+    code = ("from metro_fairseq import plugin\nplugin.install()\n"
+            "from fairseq import checkpoint_utils\nfrom fairseq.criterions import CRITERION_REGISTRY\n"
+            "from fairseq.models import ARCH_MODEL_REGISTRY\nfrom fairseq.tasks import TASK_REGISTRY\n"
+            "print({'metro_pretraining', 'squad', 'sentence_prediction_lp_ft'} <= set(TASK_REGISTRY),\n"
+            "      {'metro', 'squad_span'} <= set(CRITERION_REGISTRY), 'metro_base' in ARCH_MODEL_REGISTRY,\n"
+            "      checkpoint_utils.load_checkpoint_to_cpu.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    patched = "metro_fairseq.fairseq_patches.checkpoint_read_check"
+    assert out.stdout.split() == ["True", "True", "True", patched], out.stdout

@@ -39,7 +39,9 @@ def fake_checkpoint(path, updates):
 # -- atomic writes ---------------------------------------------------------------------------------
 
 HELD_WRITE = """
-import os, sys, torch, metro_fairseq
+import os, sys, torch
+from metro_fairseq import plugin
+plugin.install()
 from fairseq import checkpoint_utils
 from metro_fairseq.fairseq_patches.atomic_checkpoint_writes import atomic_write
 mode, dst, src = sys.argv[1:]

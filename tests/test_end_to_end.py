@@ -102,7 +102,7 @@ def test_training_report_needs_json_lines(tmp_path):
 def test_checkpoint_loads_with_weights_only_loader(straight_run):
     save, _ = straight_run
     code = (
-        "import torch, metro_fairseq\n"
+        "import torch\nfrom metro_fairseq import plugin\nplugin.install()\n"
         f"s = torch.load({str(save / 'checkpoint_last.pt')!r}, weights_only=True)\n"
         "m = s['cfg']['model']\n"
         "assert m['_name'] == 'metro_tiny' and m['encoder_layers'] == 3 and m['relative_position_buckets'] == 32\n"
@@ -113,14 +113,15 @@ def test_checkpoint_loads_with_weights_only_loader(straight_run):
 
 
 def test_checkpoint_shim_admits_argparse_namespace(tmp_path):
-    """Older fairseq checkpoints keep args as a Namespace; the plugin registers it as safe."""
+    """Older fairseq checkpoints keep args as a Namespace; the plugin (once installed) registers it as safe."""
     path = tmp_path / "legacy.pt"
     save = f"import argparse, torch; torch.save({{'args': argparse.Namespace(arch='x')}}, {str(path)!r})"
     run([sys.executable, "-c", save])
     load = f"torch.load({str(path)!r}, weights_only=True).get('args')"
     plain = run([sys.executable, "-c", "import torch; " + load], check=False)
     assert plain.returncode != 0 and "Namespace" in plain.stderr
-    shimmed = run([sys.executable, "-c", f"import torch, metro_fairseq; print({load}.arch)"])
+    install = "from metro_fairseq import plugin; plugin.install()"
+    shimmed = run([sys.executable, "-c", f"import torch; {install}; print({load}.arch)"])
     assert shimmed.stdout.strip() == "x"
 
 

@@ -59,7 +59,7 @@ def test_broken_training_data_is_refused_before_anything_is_touched(case, expect
 
 
 def test_truncated_index_header_and_missing_half_of_a_pair(tmp_path):
-    from metro_fairseq.data import check_binarized
+    from metro_fairseq.data.binarized_split import check_binarized
 
     builder = MMapIndexedDatasetBuilder(str(tmp_path / "train.bin"), dtype=np.uint16)
     for row in ([4, 5, 2], [6, 2]):
@@ -202,7 +202,9 @@ def finetuning_task(data, num_classes=2):
     ("num_classes", "label/valid.bin uses class 2 ('neutral') but --num-classes is 2"),
 ])
 def test_finetuning_labels_missing_from_the_label_dictionary_are_refused(case, expected, tmp_path):
-    import metro_fairseq  # noqa: F401  (installs the sentence_prediction checks)
+    from metro_fairseq import plugin
+
+    plugin.install()  # the sentence_prediction checks
 
     labels, ids = ["entailment", "not_entailment"], [4, 3]  # 3 = <unk>: a label the dictionary lacks
     if case == "replaced_dict":
@@ -218,7 +220,9 @@ def test_finetuning_labels_missing_from_the_label_dictionary_are_refused(case, e
 
 
 def test_finetuning_data_whole_loads_a_cut_shard_and_a_bad_dict_line_do_not(tmp_path):
-    import metro_fairseq  # noqa: F401
+    from metro_fairseq import plugin
+
+    plugin.install()
 
     data = glue_dir(tmp_path / "data", ["entailment", "not_entailment"], [4, 5])
     cfg = SentencePredictionConfig(data=str(data), num_classes=2, regression_target=False, seed=1, max_positions=64)

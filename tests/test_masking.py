@@ -3,7 +3,7 @@ import pytest
 import torch
 from fairseq.data import Dictionary
 
-from metro_fairseq.data import TokenMaskingDataset
+from metro_fairseq.data.token_masking_dataset import TokenMaskingDataset
 
 
 class ListDataset(torch.utils.data.Dataset):

@@ -9,15 +9,11 @@ import pytest
 from fairseq.data import FairseqDataset
 
 from conftest import DOWNLOAD_DIR, HELP_LANGS as LANGS, run
-from metro_fairseq.data import (
-    LanguageSampledDataset,
-    check_language_dictionary,
-    check_shards,
-    find_languages,
-    is_multilingual,
-    sampling_probabilities,
-    split_language,
+from metro_fairseq.data.language_layout import (
+    check_language_dictionary, check_shards, find_languages, is_multilingual, split_language,
 )
+from metro_fairseq.data.language_probabilities import sampling_probabilities
+from metro_fairseq.data.language_sampling import LanguageSampledDataset
 from metro_fairseq.fairseq_log import read_log
 from test_end_to_end import last_line, train_cmd, train_logs
 

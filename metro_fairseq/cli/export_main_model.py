@@ -12,9 +12,9 @@ import argparse
 import os
 
 import torch
-from fairseq import checkpoint_utils
 from omegaconf import OmegaConf
 
+from .. import plugin
 from ..models.checkpoint_surgery import strip_to_main_model
 from ..models.metro_config import pretraining_only_options
 from .messages import fail, log, one_line_errors
@@ -25,6 +25,9 @@ TOOL = "export_main_model"
 def load(path):
     if not os.path.isfile(path):
         fail(TOOL, f"checkpoint {path} does not exist")
+    plugin.install()  # the weights-only loader's safe globals and the checkpoint check
+    from fairseq import checkpoint_utils
+
     # a truncated, foreign or code-carrying file raises CheckpointError: one line from main, nothing written
     state = checkpoint_utils.load_checkpoint_to_cpu(path)
     model_cfg = (state.get("cfg") or {}).get("model") or {}

@@ -13,11 +13,9 @@ parameter per tensor).
 """
 import logging
 
-from fairseq import distributed_utils, options
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq_cli import train
 from omegaconf import OmegaConf, open_dict
 
+from .. import plugin
 from .messages import fail, one_line_errors
 
 TOOL = "train_composite"
@@ -42,6 +40,11 @@ def composite(cfg):
 
 @one_line_errors(TOOL)
 def main(argv=None):
+    plugin.install()  # metro_fairseq is imported already, so fairseq's --user-dir would not load the plugin
+    from fairseq import distributed_utils, options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq_cli import train
+
     args = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
     cfg = composite(convert_namespace_to_omegaconf(args))
     logger.info("optimizer: composite, one dynamic group of %s", cfg.optimizer.groups.default.optimizer["_name"])

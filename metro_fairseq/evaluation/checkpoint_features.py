@@ -18,7 +18,9 @@ class ProbeError(ValueError):
 def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init: bool = False, seed: int = 1):
     """(model, dictionary, spm_model_path, kind). ``random_init`` builds the same architecture
     untrained (seeded) instead of loading the weights."""
-    import metro_fairseq  # noqa: F401  (registers the plugin and the loader's safe globals)
+    from .. import plugin
+
+    plugin.install()  # the model's registration, the loader's safe globals
     from fairseq import checkpoint_utils, tasks
     from omegaconf import OmegaConf
 

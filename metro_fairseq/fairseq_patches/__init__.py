@@ -1,6 +1,6 @@
 """Every change the plugin makes to fairseq's (and torch's) behaviour, installed by one call.
 
-``metro_fairseq/__init__.py`` calls ``install()`` once; each module's docstring names the fairseq
+``metro_fairseq/plugin.py`` calls ``install()``; each module's docstring names the fairseq
 function it wraps, why, and the test that covers it. Importing this package (or one of its modules)
 changes nothing; only ``install()`` does, and installing twice is harmless.
 

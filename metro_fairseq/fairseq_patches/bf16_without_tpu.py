@@ -9,7 +9,7 @@ TPU path and dies in ``utils.get_tpu_device``. The hydra route (``common.bf16=tr
 ``install()`` undoes exactly that rule: ``tpu`` goes back to False when the command line has a bf16
 flag and no ``--tpu``; an explicit ``--tpu`` keeps fairseq's behaviour. It wraps two functions,
 because fairseq-train imports the plugin (``--user-dir``) in the middle of its one parse:
-- ``options.parse_args_and_arch``: every parse after the plugin is imported (scripts, benchmarks);
+- ``options.parse_args_and_arch``: every parse after the plugin is installed (tools, benchmarks);
 - ``distributed.utils.call_main``: fairseq-train's own parse, before anything reads ``common.tpu``.
 """
 import argparse

@@ -15,7 +15,8 @@ import os
 import numpy as np
 from fairseq.tasks.sentence_prediction import SentencePredictionTask
 
-from ..data import check_binarized_splits, check_dictionary, read_tokens
+from ..data.binarized_split import check_binarized_splits, read_tokens
+from ..data.dictionary_file import check_dictionary
 
 _fairseq_load_dataset = SentencePredictionTask.load_dataset
 _fairseq_load_dictionary = SentencePredictionTask.load_dictionary.__func__  # adds <mask> after loading

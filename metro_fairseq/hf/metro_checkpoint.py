@@ -46,7 +46,9 @@ def find_data_file(data_dir: str, *candidates) -> Optional[str]:
 
 
 def load_source(path: str, dict_path: Optional[str] = None, head_name: Optional[str] = None) -> Source:
-    import metro_fairseq  # noqa: F401  (registers the model; safe globals for the weights-only loader)
+    from metro_fairseq import plugin
+
+    plugin.install()  # the model's registration, the weights-only loader's safe globals
     from fairseq import checkpoint_utils
     from fairseq.data import Dictionary
 
@@ -97,10 +99,7 @@ def load_source(path: str, dict_path: Optional[str] = None, head_name: Optional[
             )
         else:
             model.register_span_head(n)
-    try:
-        model.load_state_dict(sd, strict=True)
-    except SystemExit as e:  # the model's own one-line message (wrong dictionary, other architecture)
-        raise ExportError(str(e).replace("metro_fairseq: error: ", ""))
+    model.load_state_dict(sd, strict=True)  # a mismatch raises CheckpointMismatchError: one line from the tool
     model.float().eval()
     return Source(model, cfg, dictionary, data_dir, kind, name, heads.get((kind, name), {}))
 

@@ -28,19 +28,14 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.masked_lm import SAMPLE_BREAK_MODE_CHOICES, SHORTEN_METHOD_CHOICES
 from omegaconf import II
 
-from ..data import (
-    LanguageSampledDataset,
-    TokenMaskingDataset,
-    check_binarized_splits,
-    check_language_dictionary,
-    check_shards,
-    find_languages,
-    is_multilingual,
-    load_dictionary,
-    sampling_probabilities,
-    split_language,
-    validate_masking_probabilities,
+from ..data.binarized_split import check_binarized_splits
+from ..data.dictionary_file import load_dictionary
+from ..data.language_layout import (
+    check_language_dictionary, check_shards, find_languages, is_multilingual, split_language,
 )
+from ..data.language_probabilities import sampling_probabilities
+from ..data.language_sampling import LanguageSampledDataset
+from ..data.token_masking_dataset import TokenMaskingDataset, validate_masking_probabilities
 
 logger = logging.getLogger(__name__)
 

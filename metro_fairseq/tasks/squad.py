@@ -30,7 +30,8 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
-from ..data import check_binarized_splits, load_dictionary
+from ..data.binarized_split import check_binarized_splits
+from ..data.dictionary_file import load_dictionary
 from ..errors import MetroError
 from ..evaluation.squad_metrics import decode_question, evaluate_predictions
 
