@@ -4,6 +4,7 @@ setup(
     name="metro_fairseq",
     version="0.1.0",
     description="METRO-style pretraining (generator + replaced-token detection) as a fairseq plugin",
+    license="MIT",
     packages=find_packages(include=["metro_fairseq", "metro_fairseq.*"]),
     # the user-facing tools, as fairseq's own (fairseq-preprocess, ...); scripts/<tool>.py run them from a checkout
     entry_points={
@@ -39,7 +40,10 @@ setup(
         "numpy",
     ],
     extras_require={
-        "dev": ["pytest", "matplotlib"],
+        # pytest-xdist: scripts/test.sh runs one worker per core
+        "dev": ["pytest", "pytest-xdist", "matplotlib"],
+        # fairseq-train --tensorboard-logdir (fairseq writes through torch.utils.tensorboard)
+        "tensorboard": ["tensorboard"],
         # metro-export-hf; 5.x runs on the torch we pin (tested: 5.23.0); protobuf reads spm models
         "hf": ["transformers>=5.23,<6", "protobuf>=4"],
     },

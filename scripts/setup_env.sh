@@ -34,7 +34,7 @@ if [ ! -f "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ]; then
   # fairseq builds C++ extensions against torch; without build isolation it uses the torch above
   # instead of downloading another one into a temporary build environment
   pipq setuptools wheel cython "numpy<2.5"
-  pipq --no-build-isolation -e "$ROOT[dev]"
+  pipq --no-build-isolation -e "$ROOT[dev,tensorboard]"
   touch "$stamp"
 fi
 if ! "$VPY" -c "import transformers, google.protobuf" 2>/dev/null; then
