@@ -20,10 +20,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from metro_fairseq.cli.training_report import binary_entropy_bits  # noqa: E402
 from metro_fairseq.fairseq_log import read_log  # noqa: E402
-
-sys.path.insert(0, os.path.join(harness.REPO, "scripts"))
-from training_report import binary_entropy_bits  # noqa: E402
 
 TEMP_RELEASE = ["--sampling-temperature-start", "3", "--sampling-temperature-release-bits", "0.5",
                 "--sampling-temperature-anneal-updates", "500"]

@@ -6,7 +6,8 @@
 # features, 300 labels and all), and compare.
 #   METRO_DEMO_DIR      output directory              (default outputs/demo)
 #   METRO_DEMO_MINUTES  pretraining wall-clock budget (default 12)
-# Running it again resumes from checkpoint_last.pt; delete METRO_DEMO_DIR to start over.
+# Running it again resumes from checkpoint_last.pt; delete METRO_DEMO_DIR to start over. Pretraining writes
+# TensorBoard events to METRO_DEMO_DIR/tensorboard (docs/monitoring.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup_env.sh"
@@ -28,18 +29,25 @@ else
 fi
 
 echo "== 3/6 pretraining METRO (preset metro_cpu_small_gdes: 4 layers x 128, 2-layer generator, RTD + CLM, GDES) for up to $MINUTES minutes on CPU"
+echo "   watch it in TensorBoard: $VENV/bin/tensorboard --logdir $OUT/tensorboard  (in another terminal; then open http://localhost:6006)"
 HOURS=$(python -c "print($MINUTES / 60)")
+# console.log holds this run's output (restarted on every run, a resumed one too; train.log and the
+# TensorBoard events accumulate over runs). Created before the trainer starts, so that the progress
+# display below never looks for a file the background job has not opened yet.
+: > "$OUT/console.log"
 set +e
 fairseq-hydra-train --config-dir metro_fairseq/config/pretraining --config-name metro_cpu_small_gdes \
   task.data="$OUT/data-bin" checkpoint.save_dir="$OUT/checkpoints" common.log_file="$OUT/train.log" common.log_format=json \
-  optimization.stop_time_hours="$HOURS" dataset.validate_interval_updates=500 dataset.disable_validation=false \
-  dataset.max_valid_steps=20 > "$OUT/console.log" 2>&1 &
+  common.tensorboard_logdir="$OUT/tensorboard" optimization.stop_time_hours="$HOURS" dataset.validate_interval_updates=500 \
+  dataset.disable_validation=false dataset.max_valid_steps=20 >> "$OUT/console.log" 2>&1 &
 train_pid=$!
-# show progress while it runs: one line per log interval and per validation (both greps line-buffered;
-# mawk's fflush() does not stop it from buffering a pipe)
-tail -n +1 -f "$OUT/console.log" --pid "$train_pid" | grep --line-buffered -E "\[(train_inner|valid)\]|done training|Loaded checkpoint|Error|error:" | grep --line-buffered -o "^.\{1,240\}"
+# a background job of a script ignores Ctrl-C: stop the trainer with the demo, not leave it running
+trap 'kill "$train_pid" 2>/dev/null; echo "demo: interrupted: pretraining stopped; run the demo again to resume from its last checkpoint" >&2; exit 130' INT TERM
+# show progress while it runs: one line per log interval and per validation; returns when the trainer exits
+scripts/follow_training.sh "$OUT/console.log" "$train_pid"
 wait "$train_pid"
 status=$?
+trap - INT TERM
 set -e
 if [ "$status" -ne 0 ]; then
   tail -n 5 "$OUT/console.log"

@@ -1,4 +1,6 @@
 """metro-sweep (cli/sweep.py): spec parsing, run naming, skip-finished, dry run, real local jobs (requeue: tests/test_crash_consistency.py)."""
+import functools
+import glob
 import os
 import re
 import sys
@@ -7,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import REPO, USER_DIR
-from metro_fairseq.cli import sweep
+from metro_fairseq.cli import glue_results, prepare_corpus, prepare_glue, sweep
 from metro_fairseq.fairseq_log import read_log
 from metro_fairseq.launcher.fairseq_job import finished_checkpoint
 from metro_fairseq.launcher.sweep_spec import SpecError, expand, load_spec
@@ -59,6 +61,98 @@ def test_spec_cli_flags_and_errors(tmp_path):
         expand(load_spec(write_spec(tmp_path, name="x", command="c {task}", grid={"--lr": [1]})), "o")
     with pytest.raises(SpecError, match="same name"):
         expand(load_spec(write_spec(tmp_path, name="x", command="c", grid={"a.lr": [1], "b.lr": [1]})), "o")
+
+
+def test_mapping_grid_values_fill_fields_and_name_runs(tmp_path):
+    spec = load_spec(write_spec(
+        tmp_path, name="glue",
+        command="fairseq-hydra-train --config-dir cfg --config-name {task[config]} task.data=glue-bin/{task[data]}",
+        grid={"task": [{"config": "sst_2", "data": "SST-2"}, {"config": "rte", "data": "RTE"}], "common.seed": [3]},
+    ))
+    first, second = expand(spec, "out")
+    assert first.name == "task_sst_2.seed_3" and second.name == "task_rte.seed_3"  # named by the first field
+    assert first.command[:6] == ["fairseq-hydra-train", "--config-dir", "cfg", "--config-name", "sst_2", "task.data=glue-bin/SST-2"]
+    assert "common.seed=3" in first.command and not any(c.startswith("task=") for c in first.command)
+    assert first.overrides["task"] == {"config": "sst_2", "data": "SST-2"}
+    assert glue_results.task_of(first.run_dir) == "SST-2" and glue_results.task_of(second.run_dir) == "RTE"
+
+
+@pytest.mark.parametrize("command,grid,error", [
+    ("c --config-name {task[config]} d={task[folder]}", {"task": [{"config": "rte", "data": "RTE"}]},
+     r"^command uses \{task\[folder\]\} but the value \{config: rte, data: RTE\} of 'task' has no field 'folder' "
+     r"\(its fields: config, data\)$"),
+    ("c", {"task": [{"config": "rte"}], "--lr": [1]},
+     r"^grid key 'task' has mapping values but the command has no \{task\[field\]\} placeholder"),
+    ("c {task}", {"task": [{"config": "rte"}]}, r"^command uses \{task\} but the values of 'task' are mappings"),
+    ("c {task[config]}", {"task": [{"config": "rte"}, "mrpc"]}, r"^command uses \{task\[config\]\} but the value 'mrpc' .* not a mapping"),
+    ("c {task[config]}", {"task": [{}]}, r"empty mapping"),
+    ("c {task[config]}", {"task": [{"config": ["rte"]}]}, r"must be a plain value"),
+])
+def test_mapping_grid_value_errors_are_one_line(tmp_path, command, grid, error):
+    spec = load_spec(write_spec(tmp_path, name="x", command=command, grid=grid))
+    with pytest.raises(SpecError, match=error) as e:
+        expand(spec, "o")
+    assert "\n" not in str(e.value)
+    cli_error = "^sweep: error: " + (error[1:] if error.startswith("^") else ".*" + error)
+    with pytest.raises(SystemExit, match=cli_error):  # and the CLI says it in one line
+        sweep.main([write_spec(tmp_path, name="x", command=command, grid=grid), "--dry-run"])
+
+
+def option_value(command, option):
+    """The value of ``option`` (``--config-name``) or of the hydra override ``option=`` in an expanded command."""
+    if option.startswith("--"):
+        return command[command.index(option) + 1] if option in command else None
+    return next((c.split("=", 1)[1] for c in command if c.startswith(option + "=")), None)
+
+
+@functools.lru_cache(maxsize=None)
+def config_task(config_dir, name):
+    """task._name of a config file, or of the first config its hydra defaults list composes that sets it."""
+    with open(os.path.join(config_dir, f"{name}.yaml"), encoding="utf-8") as f:
+        config = yaml.safe_load(f) or {}
+    if "_name" in (config.get("task") or {}):
+        return config["task"]["_name"]
+    for entry in config.get("defaults") or []:
+        if isinstance(entry, str) and entry != "_self_":
+            found = config_task(config_dir, entry.lstrip("/"))
+            if found:
+                return found
+    return None
+
+
+def documented_destdir(module):
+    """The --destdir a data preparation tool's usage (its module docstring) writes to."""
+    return re.search(r"--destdir (\S+)", module.__doc__).group(1)
+
+
+SWEEP_SPECS = sorted(glob.glob(os.path.join(REPO, "metro_fairseq", "config", "sweeps", "*.yaml")))
+
+
+@pytest.mark.parametrize("path", SWEEP_SPECS, ids=[os.path.basename(p) for p in SWEEP_SPECS])
+def test_example_specs_point_at_configs_and_prepared_data(path):
+    """Each run's --config-name exists and its task.data is a folder the data preparation tools write:
+    <prepare_glue --destdir>/<prepare_glue task folder> for GLUE configs (sentence_prediction), matching the
+    config (sst_2 <-> SST-2) and glue_results' task of the run name; prepare_corpus's destdir for pretraining."""
+    glue_folders = set(prepare_glue.TASKS) & set(glue_results.TASKS)  # the folders prepare_glue writes, GLUE tasks only
+    assert len(glue_folders) == 9
+    runs = expand(load_spec(path), "sweeps")
+    for run in runs:
+        config_dir, config = option_value(run.command, "--config-dir"), option_value(run.command, "--config-name")
+        config_path = os.path.join(REPO, config_dir, f"{config}.yaml")
+        assert os.path.exists(config_path), f"{run.name}: no config {config_path}"
+        task = config_task(os.path.join(REPO, config_dir), config)
+        data = option_value(run.command, "task.data")
+        assert data, f"{run.name}: no task.data override"
+        if task == "sentence_prediction":
+            root, folder = os.path.split(data)
+            assert root == documented_destdir(prepare_glue), f"{run.name}: {data} is not under prepare_glue's destdir"
+            assert folder in glue_folders, f"{run.name}: prepare_glue writes no folder {folder!r} ({sorted(glue_folders)})"
+            assert folder.lower().replace("-", "_") == config, f"{run.name}: config {config} reads the data of {folder}"
+            assert glue_results.task_of(run.run_dir) == folder, f"glue_results does not find {folder} in {run.run_dir}"
+        elif task == "metro_pretraining":
+            assert data == documented_destdir(prepare_corpus), f"{run.name}: {data} is not prepare_corpus's destdir"
+        else:
+            pytest.fail(f"{run.name}: no data check for task {task!r}; add one to this test")
 
 
 def test_bad_spec_and_missing_partition_exit_with_one_line(tmp_path, capsys):

@@ -80,7 +80,7 @@ def main(argv=None):
     first, last = train[0], train[-1]
     rows = [
         ("updates", f"{first['num_updates']:.0f}", f"{last['num_updates']:.0f}"),
-        ("total loss (MLM + w * RTD)", f"{first['loss']:.3f}", f"{last['loss']:.3f}"),
+        ("total loss (MLM + weighted RTD, CLM, SCL)", f"{first['loss']:.3f}", f"{last['loss']:.3f}"),
         ("generator MLM loss (bits)", f"{first['mlm_loss']:.3f}", f"{last['mlm_loss']:.3f}"),
         ("generator accuracy", f"{first['mlm_acc']:.3f}", f"{last['mlm_acc']:.3f}"),
         ("RTD loss (bits)", f"{first['rtd_loss']:.4f}", f"{last['rtd_loss']:.4f}"),
