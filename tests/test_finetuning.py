@@ -152,8 +152,10 @@ def test_glue_results_needs_json_lines(tmp_path):
 
 def test_finetuning_configs_compose_and_train(glue_bin, pretrained, tmp_path):
     _, exported = pretrained
-    tiny = ["model.encoder_layers=3", "model.encoder_embed_dim=64", "model.encoder_ffn_embed_dim=256",
-            "model.encoder_attention_heads=4", "model.relative_position_buckets=32"]
+    # the architecture as the docs pass it: $(metro-export --show-args --format hydra MODEL)
+    shown = run([sys.executable, "scripts/export_main_model.py", "--show-args", "--format", "hydra", str(exported)])
+    tiny = shown.stdout.split()
+    assert "++model.encoder_layers=3" in tiny and "++model.attention_type=standard" in tiny, tiny
     # the three shapes: single sentence with MCC, regression, three classes with two dev sets
     for config, task in (("cola", "CoLA"), ("sts_b", "STS-B"), ("mnli", "MNLI")):
         r = run([
@@ -209,10 +211,10 @@ def test_layer_lr_decay_through_composite_optimizer():
     assert not any(hasattr(p, "optim_overrides") for p in plain.parameters())
 
 
-def test_layer_decay_block_from_readme_trains(glue_bin, pretrained, tmp_path):
-    """The README's composite-optimizer block, pasted into the RTE config, gives one lr per depth."""
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    block = readme.split("**Layer-wise learning-rate decay**")[1].split("```yaml\n")[1].split("```")[0]
+def test_layer_decay_block_from_the_docs_trains(glue_bin, pretrained, tmp_path):
+    """docs/finetuning.md's composite-optimizer block, pasted into the RTE config, gives one lr per depth."""
+    page = open(os.path.join(REPO, "docs", "finetuning.md"), encoding="utf-8").read()
+    block = page.split("## Layer-wise learning-rate decay")[1].split("```yaml\n")[1].split("```")[0]
     config = open(os.path.join(REPO, "metro_fairseq/config/finetuning/rte.yaml"), encoding="utf-8").read()
     start, end = config.index("optimizer:\n"), config.index("optimization:\n")
     (tmp_path / "rte_decay.yaml").write_text(config[:start] + block + "\n" + config[end:])

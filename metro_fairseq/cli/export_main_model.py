@@ -38,11 +38,12 @@ def load(path):
 
 def fine_tuning_args(model_cfg, style: str = "flags") -> str:
     """The model options that rebuild this main model under another task, as fairseq-train flags
-    or as fairseq-hydra-train overrides."""
+    or as fairseq-hydra-train overrides (``++``: a fine-tuning config lists only some model keys, and
+    hydra refuses a plain override of a key the config does not have)."""
     dropped = {"_name", *pretraining_only_options()}
     kept = {k: v for k, v in model_cfg.items() if k not in dropped and v is not None}
     if style == "hydra":
-        return " ".join(f"model.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in kept.items())
+        return " ".join(f"++model.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in kept.items())
     args = [f"--arch {model_cfg['_name']}"]
     for key, value in kept.items():
         flag = "--" + key.replace("_", "-")
