@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from metro_fairseq.cli.training_report import binary_entropy_bits  # noqa: E402
+from metro_fairseq.rtd_signal import binary_entropy_bits  # noqa: E402
 from metro_fairseq.fairseq_log import read_log  # noqa: E402
 
 TEMP_RELEASE = ["--sampling-temperature-start", "3", "--sampling-temperature-release-bits", "0.5",

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import shutil
 import subprocess
@@ -31,6 +32,23 @@ def run(cmd, cwd=None, check=True, timeout=900):
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+@contextlib.contextmanager
+def fairseq_config_store(name):
+    """fairseq_cli.hydra_train's hydra_init(name): FairseqConfig stored under the config's name (so the
+    config is validated against it) and its groups; undone afterwards, as each real run is a new process."""
+    from fairseq.dataclass.initialize import hydra_init
+    from hydra.core.config_store import ConfigStore
+
+    repo = ConfigStore.instance().repo
+    saved = dict(repo)
+    hydra_init(name)
+    try:
+        yield
+    finally:
+        repo.clear()
+        repo.update(saved)
 
 
 def built_once(tmp_path_factory, name, build):

@@ -1,8 +1,8 @@
 """Every shell command of README.md and docs/**/*.md is one that works: its program exists, and its flags
 parse (the project's scripts and entry points with their own argparse parsers, fairseq-train & co. with
 fairseq's, fairseq-hydra-train by composing the config with the overrides); nothing is trained or read.
-How the docs are read and each kind of command is checked: tests/doc_commands.py. One test per doc line;
-the self-tests below feed made-up docs to the same checker and expect it to fail them."""
+How the docs are read: tests/doc_shell.py; how each kind of command is checked: tests/doc_commands.py.
+One test per doc line; the self-tests below feed made-up docs to the same checker and expect it to fail them."""
 import os
 import runpy
 import textwrap
@@ -10,9 +10,11 @@ import textwrap
 import pytest
 
 import doc_commands
-from doc_commands import REPO, check, commands_in_markdown, doc_files, untagged_commands
+import doc_shell
+from doc_commands import check, entry_points, standin
+from doc_shell import REPO, commands_in_markdown, doc_files, untagged_commands
 
-DOC_COMMANDS = doc_commands.doc_commands()
+DOC_COMMANDS = doc_shell.doc_commands(standin)
 
 
 def failures(commands):
@@ -41,7 +43,7 @@ def test_doc_command(where):
 @pytest.mark.parametrize("doc", doc_files())
 def test_untagged_blocks_hold_no_commands(doc):
     with open(os.path.join(REPO, doc), encoding="utf-8") as f:
-        found = untagged_commands(f.read(), doc)
+        found = untagged_commands(f.read(), doc, entry_points())
     assert not found, "a command in an untagged block (tag it ```bash, or ```text if it is output):\n" + \
         "\n".join(found)
 
@@ -51,7 +53,7 @@ def test_untagged_blocks_hold_no_commands(doc):
 
 def snippet_failures(shell: str, tag: str = "bash"):
     text = f"Some text.\n\n```{tag}\n{textwrap.dedent(shell).strip()}\n```\n"
-    commands = commands_in_markdown(text, "made-up.md")
+    commands = commands_in_markdown(text, "made-up.md", standin)
     assert commands, "the made-up doc has no command"
     return failures(commands)
 
@@ -174,7 +176,7 @@ def test_shell_reading():
         python: not a command
         ```
         """)
-    commands = commands_in_markdown(text, "d.md")
+    commands = commands_in_markdown(text, "d.md", standin)
     got = [(c.line, c.env, c.argv, c.piped) for c in commands]
     assert got == [
         (3, {"OMP_NUM_THREADS": "2"}, ["python", "scripts/x.py", "--a", "1", "--b", "two words", "--c", "(0.9,0.98)"],
@@ -185,4 +187,4 @@ def test_shell_reading():
         (7, {}, ["fairseq-hydra-train", "common.seed=7", "dir=$OUT/s7", "$OUT/x", "h"], False),
         (11, {}, ["metro-export", "--show-args", "m.pt"], False),
     ]
-    assert untagged_commands(text, "d.md") == ["d.md:16: python scripts/untagged.py"]
+    assert untagged_commands(text, "d.md", entry_points()) == ["d.md:16: python scripts/untagged.py"]

@@ -12,12 +12,11 @@ import functools
 import glob
 import os
 import sys
-from contextlib import contextmanager
 
 import pytest
 import yaml
 
-from conftest import REPO, run
+from conftest import REPO, fairseq_config_store, run
 
 CONFIG = os.path.join(REPO, "metro_fairseq", "config")
 KINDS = ("pretraining", "finetuning")
@@ -53,23 +52,6 @@ def flat(node, prefix=""):
     return {prefix[:-1]: node}
 
 
-@contextmanager
-def _fairseq_config_store(name):
-    """fairseq_cli.hydra_train's hydra_init(name): FairseqConfig stored under the preset's name (so the
-    preset is validated against it) and its groups; undone afterwards, as each run is a new process."""
-    from fairseq.dataclass.initialize import hydra_init
-    from hydra.core.config_store import ConfigStore
-
-    repo = ConfigStore.instance().repo
-    saved = dict(repo)
-    hydra_init(name)
-    try:
-        yield
-    finally:
-        repo.clear()
-        repo.update(saved)
-
-
 def compose(kind, name):
     """The job config fairseq-hydra-train --config-dir config/KIND --config-name NAME composes."""
     return copy.deepcopy(_compose(kind, name))
@@ -81,7 +63,7 @@ def _compose(kind, name):
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    with _fairseq_config_store(name), initialize_config_dir(os.path.join(CONFIG, kind), version_base="1.1"):
+    with fairseq_config_store(name), initialize_config_dir(os.path.join(CONFIG, kind), version_base="1.1"):
         return OmegaConf.to_container(hydra_compose(config_name=name))
 
 

@@ -6,11 +6,11 @@ The log is what ``fairseq-train --log-format json --log-file LOG`` writes (or it
 fairseq-hydra-train: ``common.log_format=json common.log_file=LOG``).
 """
 import argparse
-import math
 import os
 import sys
 
 from .. import fairseq_log
+from ..rtd_signal import binary_entropy_bits
 
 # mean cosine between token states above which the main model counts as collapsed (random init ~0.01-0.2)
 COLLAPSED = 0.9
@@ -21,11 +21,6 @@ def read_log(path):
     lists of {name: float} in update order; raises fairseq_log.NoJsonLines when it has none."""
     log = fairseq_log.read_log(path, require=True)
     return [r.stats for r in log.train_inner()], [r.stats for r in log.valid()]
-
-
-def binary_entropy_bits(p):
-    """What an RTD head that knows only the replace rate scores: the loss to beat."""
-    return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
 
 
 def plot(train, valid, path):

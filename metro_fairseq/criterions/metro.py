@@ -23,12 +23,16 @@ from .contrastive import info_nce_terms
 from .mlm import mlm_loss_terms
 from .rtd import rtd_loss_terms
 from .collapse_monitor import token_similarity_terms
+from ..rtd_signal import NoSignalWatch, binary_entropy_bits
 
 # summed over batches and workers, kept as hidden meters for corpus-level ratios
 RATIO_KEYS = (
     "mlm_correct", "rtd_correct", "rtd_replaced", "rtd_predicted_replaced", "rtd_true_positive",
     "clm_correct", "scl_correct", "scl_views", "token_cos", "token_cos_batches", "sample_temp", "sample_temp_batches",
+    "rtd_active",
 )
+# one per process: warns once when RTD has sat at its prior for several log intervals
+NO_SIGNAL_WATCH = NoSignalWatch()
 SUMMED_KEYS = ("loss", "mlm_loss", "rtd_loss", "clm_loss", "scl_loss", "ntokens", "sample_size") + RATIO_KEYS
 
 
@@ -101,7 +105,9 @@ class MetroCriterion(FairseqCriterion):
             terms.update(token_similarity_terms(out["main_hidden"], out["padding_mask"]))
         if "sample_temp" in out:
             terms.update(sample_temp=out["sample_temp"], sample_temp_batches=1)
-        loss = terms["mlm_loss"] + self.current_rtd_weight() * terms["rtd_loss"] / ntokens * sample_size
+        rtd_weight = self.current_rtd_weight()
+        terms.update(rtd_active=float(rtd_weight > 0))
+        loss = terms["mlm_loss"] + rtd_weight * terms["rtd_loss"] / ntokens * sample_size
         if "clm_logits" in out:
             masked = out["masked_index"]
             terms.update(clm_loss_terms(
@@ -142,6 +148,7 @@ class MetroCriterion(FairseqCriterion):
         metrics.log_derived("replace_rate", ratio("rtd_replaced", "tokens"))
         metrics.log_derived("rtd_precision", ratio("rtd_true_positive", "rtd_predicted_replaced"))
         metrics.log_derived("rtd_recall", ratio("rtd_true_positive", "rtd_replaced"))
+        metrics.log_derived("rtd_gain", _rtd_gain)
         if "token_cos" in present:
             # mean over batches (and workers) of each batch's mean token-state cosine; ~1 = collapsed
             metrics.log_derived("token_cos", ratio("token_cos", "token_cos_batches"))
@@ -158,6 +165,18 @@ class MetroCriterion(FairseqCriterion):
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
+
+
+def _rtd_gain(m) -> float:
+    """Bits by which RTD beats its prior H(replace rate). fairseq also evaluates derived metrics for each
+    step's own aggregator; only the train_inner evaluation (one per --log-interval) feeds the watch."""
+    tokens = float(m["_tokens"].sum)
+    replace_rate = float(m["_rtd_replaced"].sum) / tokens if tokens > 0 else 0.0
+    gain = binary_entropy_bits(replace_rate) - float(m["rtd_loss"].avg)
+    if m is metrics.get_meters("train_inner"):
+        recall = _safe_ratio(m["_rtd_true_positive"].sum, m["_rtd_replaced"].sum)
+        NO_SIGNAL_WATCH.observe(gain, recall, active=float(m["_rtd_active"].sum) > 0)
+    return round(gain, 4)
 
 
 def _safe_ratio(num, den) -> float:
