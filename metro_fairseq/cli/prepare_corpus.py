@@ -133,7 +133,8 @@ def main(argv=None):
                        os.path.join(args.destdir, "valid.spm.txt"), dict_path, args.workers)
     for split in ("train", "valid"):
         os.remove(os.path.join(args.destdir, f"{split}.spm.txt"))
-    log(TOOL, f"done: train with  fairseq-train {args.destdir} --user-dir metro_fairseq --task metro_pretraining ...")
+    log(TOOL, "done: pretrain with  fairseq-hydra-train --config-dir metro_fairseq/config/pretraining "
+              f"--config-name metro_base task.data={args.destdir}  (presets and flags: docs/pretraining.md)")
 
 
 if __name__ == "__main__":
