@@ -119,10 +119,13 @@ def arm_updates(arm, preset, budget, vocab):
 
 
 def roberta_flags(preset, data, device="cpu"):
-    """fairseq's roberta + masked_lm with the preset's main model, batches and optimisation."""
+    """fairseq's roberta + masked_lm with the preset's main model, batches and optimisation. ``--user-dir``
+    only installs the plugin's fairseq patches (without them torch >= 2.6 cannot resume a fairseq
+    checkpoint: argparse.Namespace is no safe global); task, model and criterion stay fairseq's own."""
     m, o, s = preset.model, preset.optimization, preset.lr_scheduler
     return [
-        "-m", "fairseq_cli.train", data, "--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta",
+        "-m", "fairseq_cli.train", data, "--user-dir", harness.USER_DIR,
+        "--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta",
         "--encoder-layers", m.encoder_layers, "--encoder-embed-dim", m.encoder_embed_dim,
         "--encoder-ffn-embed-dim", m.encoder_ffn_embed_dim, "--encoder-attention-heads", m.encoder_attention_heads,
         "--max-positions", m.max_positions, "--tokens-per-sample", preset.task.tokens_per_sample,
