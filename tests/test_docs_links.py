@@ -46,3 +46,8 @@ def test_anchor_rule_matches_github():
 @pytest.mark.parametrize("doc", doc_files())
 def test_links_resolve(doc):
     assert broken_links(doc) == [], doc
+
+
+def test_readme_stays_a_way_in():
+    """The README is the user's way in (at most about 20 kB); the details live in docs/."""
+    assert os.path.getsize(os.path.join(REPO, "README.md")) <= 20_000
