@@ -181,22 +181,25 @@ def test_missing_or_mismatched_checkpoint_fails(glue_bin, pretrained, tmp_path):
     assert "--arch metro_tiny --encoder-layers 3 --encoder-embed-dim 64" in shown
 
 
-def test_layer_lr_decay_through_composite_optimizer():
+def composite_lrs(model, lr=1e-3):
+    """Each parameter's lr in fairseq's composite optimizer with dynamic groups."""
     from fairseq.optim.composite import FairseqCompositeOptimizer
 
-    model = build(with_generator=False, layer_lr_decay=0.8)
-    model.register_classification_head("head", num_classes=2)
     root = OmegaConf.create({
-        "common": {"tpu": False}, "optimization": {"lr": [1e-3]},
+        "common": {"tpu": False}, "optimization": {"lr": [lr]},
         "optimizer": {"_name": "composite", "dynamic_groups": True, "groups": {"default": {
-            "lr_float": 1e-3, "optimizer": {"_name": "adam"}, "lr_scheduler": {"_name": "fixed"}}}},
+            "lr_float": lr, "optimizer": {"_name": "adam"}, "lr_scheduler": {"_name": "fixed"}}}},
     })
     optimizer = FairseqCompositeOptimizer(root.optimizer, list(model.parameters()))
-    lr_of = {}
-    for inner in optimizer.optimizers.values():
-        for group in inner.param_groups:
-            for p in group["params"]:
-                lr_of[id(p)] = group["lr"]
+    lr_of = {id(p): group["lr"] for inner in optimizer.optimizers.values() for group in inner.param_groups
+             for p in group["params"]}
+    return {name: lr_of[id(p)] for name, p in model.named_parameters()}
+
+
+def test_layer_lr_decay_through_composite_optimizer():
+    model = build(with_generator=False, layer_lr_decay=0.8)
+    model.register_classification_head("head", num_classes=2)
+    lr_of = composite_lrs(model)
     top = len(model.encoder.layers) + 1  # 3 layers: embeddings 0.8^4, layer i 0.8^(3-i), heads 1
     for name, p in model.named_parameters():
         if name.startswith("encoder.layers."):
@@ -205,10 +208,40 @@ def test_layer_lr_decay_through_composite_optimizer():
             depth = 0
         else:
             depth = top
-        assert math.isclose(lr_of[id(p)], 1e-3 * 0.8 ** (top - depth)), name
-    assert math.isclose(lr_of[id(model.classification_heads["head"].out_proj.weight)], 1e-3)
+        assert math.isclose(lr_of[name], 1e-3 * 0.8 ** (top - depth)), name
+    assert math.isclose(lr_of["classification_heads.head.out_proj.weight"], 1e-3)
     plain = build(with_generator=False)
     assert not any(hasattr(p, "optim_overrides") for p in plain.parameters())
+
+
+@pytest.mark.parametrize("decay", [1.0, 0.8])
+def test_relative_bias_lr_scale_multiplies_its_layer_decay(decay):
+    model = build(with_generator=False, layer_lr_decay=decay, relative_bias_lr_scale=30.0)
+    model.register_classification_head("head", num_classes=2)
+    lrs = composite_lrs(model)
+    bias = [n for n in lrs if n.startswith("encoder.relative_bias.")]
+    assert bias, "the tiny model has a relative bias"
+    for name in bias:  # depth 0: decay^(L + 1), then the bias's own scale
+        assert math.isclose(lrs[name], 1e-3 * decay ** (len(model.encoder.layers) + 1) * 30), name
+    assert math.isclose(lrs["embeddings.weight"], 1e-3 * decay ** (len(model.encoder.layers) + 1))
+    assert math.isclose(lrs["classification_heads.head.out_proj.weight"], 1e-3)
+
+
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_classifier_pooling_feeds_the_head(pooling):
+    model = build(with_generator=False, classifier_pooling=pooling)
+    model.register_classification_head("head", num_classes=3)
+    model.eval()
+    tokens = torch.tensor([[0, 7, 8, 9, 2], [0, 7, 2, 1, 1]])  # 1 = <pad>
+    states = model.encode(tokens)
+    head = model.classification_heads["head"]
+    if pooling == "first":
+        pooled = states[:, 0]
+    else:  # naive: average each row's non-padding states
+        pooled = torch.stack([states[0, :5].mean(0), states[1, :3].mean(0)])
+    expected = head.out_proj(torch.tanh(head.dense(pooled)))
+    logits, _ = model(tokens, classification_head_name="head")
+    torch.testing.assert_close(logits, expected)
 
 
 def test_layer_decay_block_from_the_docs_trains(glue_bin, pretrained, tmp_path):

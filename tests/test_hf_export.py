@@ -293,7 +293,8 @@ def test_bpe_tokenizer_is_refused_and_model_exports_without_it(wiki_text, tmp_pa
 
 
 @pytest.mark.parametrize("case", ["missing", "not_a_checkpoint", "other_architecture", "other_dictionary",
-                                  "outdir_not_empty", "outdir_is_a_file", "two_heads_no_choice"])
+                                  "outdir_not_empty", "outdir_is_a_file", "two_heads_no_choice",
+                                  "mean_pooled_head"])
 def test_bad_input_gives_one_line(case, wiki_bin, tmp_path):
     ckpt = tmp_path / "m.pt"
     args = []
@@ -322,6 +323,9 @@ def test_bad_input_gives_one_line(case, wiki_bin, tmp_path):
         write_checkpoint(ckpt, wiki_bin, tiny_cfg())
         (tmp_path / "hf").write_text("x")
         expected = "is a file"
+    elif case == "mean_pooled_head":
+        write_checkpoint(ckpt, wiki_bin, tiny_cfg(classifier_pooling="mean"), head="classification")
+        expected = "--classifier-pooling mean: transformers heads read the <s> state"
     else:
         write_checkpoint(ckpt, wiki_bin, tiny_cfg(), head="classification")
         state = torch.load(ckpt, weights_only=False)

@@ -114,6 +114,9 @@ def export(args):
         if source.cfg.pooler_activation_fn not in CLASSIFIER_ACTIVATIONS:
             raise ExportError(f"the classification head's activation {source.cfg.pooler_activation_fn!r} is not one "
                               f"of {sorted(CLASSIFIER_ACTIVATIONS)}: no transformers head computes it")
+        if getattr(source.cfg, "classifier_pooling", "first") != "first":
+            raise ExportError(f"the classification head reads --classifier-pooling {source.cfg.classifier_pooling}: "
+                              "transformers heads read the <s> state; fine-tune with --classifier-pooling first to export")
         if source.head["dense.weight"].shape[0] != source.cfg.encoder_embed_dim:
             raise ExportError("the classification head's inner dimension differs from the model width: "
                               "transformers heads are as wide as the model")

@@ -24,6 +24,7 @@ from ..modules import (
     SpanHead,
     TokenEmbeddingSharing,
     TransformerEncoder,
+    classifier_input,
     sample_replacements,
 )
 from . import checkpoint_surgery, parameter_groups
@@ -126,9 +127,10 @@ class MetroModel(BaseFairseqModel):
                     proj.weight.data.mul_(scale)
 
     def _tag_lr_scales(self):
-        """Layer-wise lr decay (fine-tuning), re-applied whenever a head is added."""
-        if self.cfg.layer_lr_decay != 1.0:
-            parameter_groups.apply_layer_lr_decay(self, len(self.encoder.layers), self.cfg.layer_lr_decay)
+        """Fine-tuning's lr scales (layer-wise decay, the relative bias's), re-applied whenever a head is added."""
+        if self.cfg.layer_lr_decay != 1.0 or self.cfg.relative_bias_lr_scale != 1.0:
+            parameter_groups.apply_finetuning_lr_scales(
+                self, len(self.encoder.layers), self.cfg.layer_lr_decay, self.cfg.relative_bias_lr_scale)
 
     @classmethod
     def build_model(cls, cfg: MetroConfig, task):
@@ -174,6 +176,7 @@ class MetroModel(BaseFairseqModel):
             return self.pretraining_forward(src_tokens, original_tokens, masked_index, crop_tokens)
         x = self.encode(src_tokens, embedding_perturbation)
         if classification_head_name is not None:
+            x = classifier_input(x, self.padding_mask(src_tokens), self.cfg.classifier_pooling)
             x = self.classification_heads[classification_head_name](x)
         elif span_head_name is not None:
             x = self.span_heads[span_head_name](x)  # (B, T, 2): start and end logits

@@ -15,6 +15,7 @@ from ..errors import MetroError
 from ..modules.disentangled_attention import POS_ATT_TYPES
 from ..modules.embedding_sharing import SHARING_MODES
 from ..modules.encoder import ATTENTION_TYPES
+from ..modules.heads import CLASSIFIER_POOLING
 from ..modules.temperature_schedule import ANNEAL_SHAPES
 
 
@@ -126,6 +127,17 @@ class MetroConfig(FairseqDataclass):
         metadata={"help": "the generator's layers and MLM head train at lr * this scale (the token embeddings it "
                   "shares with the main model keep lr); 1.0 = off. Takes effect through fairseq's composite "
                   "optimizer with dynamic_groups (see config/pretraining/variants/metro_cpu_small_genlr.yaml)"},
+    )
+    relative_bias_lr_scale: float = field(
+        default=1.0,
+        metadata={"help": "the shared T5 relative position bias trains at lr * this scale (times the layer decay); "
+                  "1.0 = off. A small table every layer reads: Adam moves each entry by about lr per step, so "
+                  "fine-tuning barely changes it. Takes effect through fairseq's composite optimizer"},
+    )
+    classifier_pooling: ChoiceEnum(CLASSIFIER_POOLING) = field(
+        default="first",
+        metadata={"help": "what sentence classification heads read: the <s> state (first; BERT, RoBERTa) or the "
+                  "mean of the non-padding states (mean)"},
     )
     pooler_dropout: float = field(default=0.1, metadata={"help": "dropout in sentence classification heads"})
     pooler_activation_fn: str = field(default="tanh", metadata={"help": "activation of sentence classification heads"})

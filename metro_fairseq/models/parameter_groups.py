@@ -17,12 +17,16 @@ def layer_depth(name: str, num_layers: int) -> int:
     return num_layers + 1
 
 
-def apply_layer_lr_decay(model: nn.Module, num_layers: int, decay: float) -> None:
-    """ELECTRA's layer-wise decay for fine-tuning: depth d gets lr * decay^(L + 1 - d)."""
+def apply_finetuning_lr_scales(model: nn.Module, num_layers: int, decay: float, relative_bias_scale: float) -> None:
+    """ELECTRA's layer-wise decay for fine-tuning, depth d at lr * decay^(L + 1 - d), and the main model's
+    T5 relative bias at ``relative_bias_scale`` times its own. Idempotent: called again whenever a head is added."""
     top = num_layers + 1
     for name, param in model.named_parameters():
         param.param_group = "default"
-        param.optim_overrides = {"optimizer": {"lr_scale": decay ** (top - layer_depth(name, num_layers))}}
+        scale = decay ** (top - layer_depth(name, num_layers))
+        if name.startswith("encoder.relative_bias."):
+            scale *= relative_bias_scale
+        param.optim_overrides = {"optimizer": {"lr_scale": scale}}
 
 
 def apply_generator_lr_scale(model: nn.Module, scale: float) -> None:
@@ -32,3 +36,4 @@ def apply_generator_lr_scale(model: nn.Module, scale: float) -> None:
         param.param_group = "default"
         if name.startswith(_GENERATOR):
             param.optim_overrides = {"optimizer": {"lr_scale": scale}}
+

@@ -4,6 +4,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.modules import LayerNorm  # apex's fused kernel on GPU when apex is installed
 
+CLASSIFIER_POOLING = ("first", "mean")
+
 
 class GeneratorHead(nn.Module):
     """Generator MLM head: dense -> GELU -> LayerNorm -> projection tied to the embeddings + bias."""
@@ -63,3 +65,12 @@ class SpanHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out_proj(x)
+
+
+def classifier_input(states: torch.Tensor, padding_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """What a sentence classification head (fairseq's, which reads position 0) gets: the states as
+    they are (``first``: the ``<s>`` state), or ``(B, 1, C)`` means over the non-padding states."""
+    if pooling == "first":
+        return states
+    keep = (~padding_mask).unsqueeze(-1).to(states.dtype)
+    return ((states * keep).sum(1) / keep.sum(1)).unsqueeze(1)
