@@ -13,6 +13,7 @@ setup(
             "metro-prepare-multilingual-corpus = metro_fairseq.cli.prepare_multilingual_corpus:main",
             "metro-prepare-glue = metro_fairseq.cli.prepare_glue:main",
             "metro-prepare-squad = metro_fairseq.cli.prepare_squad:main",
+            "metro-prepare-token-classification = metro_fairseq.cli.prepare_token_classification:main",
             "metro-export = metro_fairseq.cli.export_main_model:main",
             "metro-export-hf = metro_fairseq.hf.export:main",
             "metro-probe = metro_fairseq.cli.probe_checkpoint:main",

@@ -249,11 +249,15 @@ def recipe_suffix(head_only_updates, layer_lr_decay):
 
 
 def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterion=("sentence_prediction",),
-             folder="finetune", head_only_updates=0, layer_lr_decay=1.0, validate_interval=10000):
+             folder="finetune", head_only_updates=0, layer_lr_decay=1.0, validate_interval=10000,
+             min_updates=None, warmup_fraction=1 / 16, extra_args=(), composite=False, save=False):
     """Dev accuracy of one fine-tuning run; ``criterion``: the name and its options (OUT/FOLDER/ARM/RUN);
     ``head_only_updates``: an LP phase before the usual updates (LP-FT, tasks/sentence_prediction_lp_ft.py);
     ``layer_lr_decay``: ELECTRA's layer-wise lr decay (metro models; scripts/train_composite.py);
-    ``validate_interval``: epochs between dev evaluations (the last epoch's is the score)."""
+    ``validate_interval``: epochs between dev evaluations (the last epoch's is the score);
+    ``min_updates`` (default --min-finetune-updates), ``warmup_fraction`` of them; ``extra_args``: more flags
+    (after the model's); ``composite``: train through scripts/train_composite.py (per-parameter lr scales);
+    ``save``: keep the final model as RUN/checkpoint_last.pt (without optimizer state)."""
     task_bin, train_size, classes = binarized[task, n, 1 if n == "all" else seed]
     run_dir = finetune_dir(args, folder, arm, task, n, seed, lr)
     train_log = os.path.join(run_dir, "train.log")
@@ -261,21 +265,24 @@ def finetune(arm, ckpt, model_args, task, n, seed, lr, args, binarized, criterio
         shutil.rmtree(run_dir, ignore_errors=True)
         os.makedirs(run_dir)
         batch = 32
-        updates = head_only_updates + max(args.min_finetune_updates, -(-train_size // batch))  # and an epoch
+        at_least = args.min_finetune_updates if min_updates is None else min_updates
+        updates = head_only_updates + max(at_least, -(-train_size // batch))  # and an epoch
         log(f"[{folder}] {arm} {task} n={n} seed {seed} lr {lr}: {updates} updates")
         task_args = (["sentence_prediction_lp_ft", "--head-only-updates", head_only_updates] if head_only_updates
                      else ["sentence_prediction"])
-        trainer = ["-m", "fairseq_cli.train"] if layer_lr_decay == 1 else ["scripts/train_composite.py"]
+        trainer = ["scripts/train_composite.py"] if composite or layer_lr_decay != 1 else ["-m", "fairseq_cli.train"]
         run([sys.executable, *trainer, task_bin, "--user-dir", harness.USER_DIR,
              "--task", *task_args, "--criterion", *criterion, "--num-classes", classes,
              "--init-token", 0, "--separator-token", 2, *model_args,
              # after model_args, whose --layer-lr-decay 1.0 (from the export) it must override
-             *(["--layer-lr-decay", layer_lr_decay] if layer_lr_decay != 1 else []),
+             *(["--layer-lr-decay", layer_lr_decay] if layer_lr_decay != 1 else []), *extra_args,
              *(["--finetune-from-model", ckpt] if arm != "random" else []), "--batch-size", batch,
              "--required-batch-size-multiple", 1, "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
              "--adam-eps", "1e-6", "--weight-decay", 0.01, "--lr", lr, "--lr-scheduler", "polynomial_decay",
-             "--warmup-updates", updates // 16, "--total-num-update", updates, "--max-update", updates,
-             "--max-epoch", 10000, "--validate-interval", validate_interval, "--no-save", "--seed", seed,
+             "--warmup-updates", int(updates * warmup_fraction), "--total-num-update", updates, "--max-update",
+             updates, "--max-epoch", 10000, "--validate-interval", validate_interval, "--seed", seed,
+             *(["--no-epoch-checkpoints", "--no-save-optimizer-state", "--save-interval", 10000] if save
+               else ["--no-save"]),
              *(["--cpu"] if getattr(args, "device", "cpu") == "cpu" else []),
              "--num-workers", 0, "--log-format", "json", "--log-interval", 100, "--save-dir", run_dir,
              "--log-file", train_log], threads=args.threads)

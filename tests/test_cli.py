@@ -19,6 +19,7 @@ SCRIPTS = {
     "metro-prepare-multilingual-corpus": "prepare_multilingual_corpus",
     "metro-prepare-glue": "prepare_glue",
     "metro-prepare-squad": "prepare_squad",
+    "metro-prepare-token-classification": "prepare_token_classification",
     "metro-export": "export_main_model",
     "metro-export-hf": "export_hf",
     "metro-probe": "probe_checkpoint",

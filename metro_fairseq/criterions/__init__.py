@@ -1,1 +1,1 @@
-from . import adversarial_sentence_prediction, metro, span_qa  # noqa: F401  (registers the criteria)
+from . import adversarial_sentence_prediction, metro, span_qa, token_classification  # noqa: F401  (registers the criteria)

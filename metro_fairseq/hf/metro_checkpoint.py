@@ -8,7 +8,7 @@ import torch
 
 from ..errors import MetroError
 
-HEAD_GROUPS = {"classification_heads": "classification", "span_heads": "qa"}
+HEAD_GROUPS = {"classification_heads": "classification", "span_heads": "qa", "token_heads": "token"}
 
 
 class ExportError(MetroError):
@@ -90,6 +90,9 @@ def load_source(path: str, dict_path: Optional[str] = None, head_name: Optional[
         if len(chosen) > 1:
             raise ExportError(f"the checkpoint has several heads {sorted(n for _, n in heads)}: pick one with --head NAME")
     kind, name = chosen[0] if chosen else ("base", None)
+    if kind == "token":
+        raise ExportError(f"{path} has the token classification head {name!r}, which has no transformers export yet: "
+                          "export the pretrained checkpoint and fine-tune it there with a ForTokenClassification class")
 
     model = MetroModel(cfg, dictionary, with_generator=False)
     for (k, n), params in heads.items():

@@ -22,6 +22,7 @@ from ..modules import (
     SamplingTemperatureSchedule,
     SequenceEmbeddingHead,
     SpanHead,
+    TokenClassificationHead,
     TokenEmbeddingSharing,
     TransformerEncoder,
     classifier_input,
@@ -83,6 +84,7 @@ class MetroModel(BaseFairseqModel):
             )
         self.classification_heads = nn.ModuleDict()
         self.span_heads = nn.ModuleDict()
+        self.token_heads = nn.ModuleDict()
         self.register_buffer(
             "dictionary_fingerprint",
             torch.tensor(checkpoint_surgery.dictionary_fingerprint(dictionary), dtype=torch.long),
@@ -162,6 +164,7 @@ class MetroModel(BaseFairseqModel):
         features_only: bool = False,
         classification_head_name: Optional[str] = None,
         span_head_name: Optional[str] = None,
+        token_head_name: Optional[str] = None,
         embedding_perturbation=None,
         **kwargs,
     ):
@@ -180,6 +183,8 @@ class MetroModel(BaseFairseqModel):
             x = self.classification_heads[classification_head_name](x)
         elif span_head_name is not None:
             x = self.span_heads[span_head_name](x)  # (B, T, 2): start and end logits
+        elif token_head_name is not None:
+            x = self.token_heads[token_head_name](x)  # (B, T, labels)
         return x, {}
 
     def pretraining_forward(self, generator_input, original_tokens, masked_index, crop_tokens=None):
@@ -241,6 +246,11 @@ class MetroModel(BaseFairseqModel):
         self.span_heads[name] = SpanHead(self.cfg.encoder_embed_dim)
         self._tag_lr_scales()
 
+    def register_token_head(self, name, num_labels):
+        """One label per token (task ``token_classification``), BERT's token classification head."""
+        self.token_heads[name] = TokenClassificationHead(self.cfg.encoder_embed_dim, num_labels, self.cfg.pooler_dropout)
+        self._tag_lr_scales()
+
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         checkpoint_surgery.check_dictionary_fingerprint(state_dict, self.dictionary_fingerprint)
         self.upgrade_state_dict(state_dict)
@@ -254,6 +264,7 @@ class MetroModel(BaseFairseqModel):
             checkpoint_surgery.strip_to_main_model(state_dict, prefix)
         new_heads = {f"classification_heads.{n}": h for n, h in self.classification_heads.items()}
         new_heads.update({f"span_heads.{n}": h for n, h in self.span_heads.items()})
+        new_heads.update({f"token_heads.{n}": h for n, h in self.token_heads.items()})
         new_heads.update({n: getattr(self, n) for n in ("clm_head", "scl_head") if getattr(self, n) is not None})
         checkpoint_surgery.add_missing_heads(state_dict, prefix, new_heads, logger.info)
         super().upgrade_state_dict_named(state_dict, name)

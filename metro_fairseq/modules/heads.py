@@ -67,6 +67,18 @@ class SpanHead(nn.Module):
         return self.out_proj(x)
 
 
+class TokenClassificationHead(nn.Module):
+    """BERT's token classification head: dropout, then Linear(d, labels) on every token."""
+
+    def __init__(self, embed_dim: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(embed_dim, num_labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(x))
+
+
 def classifier_input(states: torch.Tensor, padding_mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """What a sentence classification head (fairseq's, which reads position 0) gets: the states as
     they are (``first``: the ``<s>`` state), or ``(B, 1, C)`` means over the non-padding states."""

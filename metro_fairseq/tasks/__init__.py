@@ -3,4 +3,4 @@ from .. import plugin
 
 plugin.install()
 
-from . import metro_pretraining, sentence_prediction_lp_ft, squad  # noqa: E402,F401  (registers the tasks)
+from . import metro_pretraining, sentence_prediction_lp_ft, squad, token_classification  # noqa: E402,F401  (registers the tasks)
