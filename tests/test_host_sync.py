@@ -103,3 +103,23 @@ def test_the_recorders_see_each_kind_of_sync():
         with functions, operators:
             step()
         assert expected in functions.found + operators.found, expected
+
+
+def test_token_classification_step_reads_nothing_back():
+    """The token task's criterion: the labelled count comes with the batch, the loss and accuracy stay on the device."""
+    from types import SimpleNamespace
+
+    from fairseq.data import Dictionary
+    from metro_fairseq.criterions.token_classification import TokenClassificationCriterion
+
+    labels = Dictionary()
+    for tag in ("NOUN", "VERB", "DET"):
+        labels.add_symbol(tag)
+    model = build(with_generator=False)
+    model.register_token_head("token_head", len(labels) - labels.nspecial)
+    task = SimpleNamespace(cfg=SimpleNamespace(token_head_name="token_head"), label_dictionary=labels)
+    criterion = TokenClassificationCriterion(task)
+    tokens = torch.tensor([[0, 7, 8, 9, 2], [0, 7, 2, 1, 1]])
+    target = torch.tensor([[1, 4, 1, 5, 2], [1, 6, 2, 1, 1]])  # <pad> on the second piece of a word and on padding
+    sample = {"net_input": {"src_tokens": tokens}, "target": target, "nlabels": 3, "ntokens": 8, "nsentences": 2}
+    assert recorded_step(model, criterion, sample) == []

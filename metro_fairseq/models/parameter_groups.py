@@ -36,4 +36,3 @@ def apply_generator_lr_scale(model: nn.Module, scale: float) -> None:
         param.param_group = "default"
         if name.startswith(_GENERATOR):
             param.optim_overrides = {"optimizer": {"lr_scale": scale}}
-

@@ -6,7 +6,16 @@ from .relative_embedding import RelativeEmbedding
 from .transformer_layer import TransformerEncoderLayer
 from .encoder import TransformerEncoder
 from .embedding_sharing import TokenEmbeddingSharing
-from .heads import CLASSIFIER_POOLING, CorrectiveLMHead, GeneratorHead, ReplacedTokenDetectionHead, SequenceEmbeddingHead, SpanHead, TokenClassificationHead, classifier_input
+from .heads import (
+    CLASSIFIER_POOLING,
+    CorrectiveLMHead,
+    GeneratorHead,
+    ReplacedTokenDetectionHead,
+    SequenceEmbeddingHead,
+    SpanHead,
+    TokenClassificationHead,
+    classifier_input,
+)
 from .sampling import sample_replacements
 from .temperature_schedule import SamplingTemperatureSchedule
 
