@@ -155,6 +155,7 @@ def main():
     p.add_argument("--no-diagnose", action="store_true", help="skip the bias / attention / weight-change dumps")
     p.add_argument("--plot", default=os.path.join(se.REPO, "docs", "benchmarks", "finetune_gap.png"))
     args = p.parse_args()
+    args.variants = ["plain"] + [v for v in args.variants if v != "plain"]  # the reference every row is read against
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     args.out, args.finetune_sizes, args.finetune_seeds, args.min_finetune_updates = args.source, [300], args.seeds, 300
     ckpt = os.path.join(args.source, "pretrain", args.arm, "main.pt")
@@ -169,7 +170,7 @@ def main():
     fresh_ckpt = random_init_checkpoint(args, ckpt, data)
     fresh = torch.load(fresh_ckpt, map_location="cpu", weights_only=False)["model"]
     preset = se.load_preset("metro_cpu_small")  # RoBERTa's size (the arms share the main model)
-    ckpts, model_args, runs = {}, {}, []
+    ckpts, model_args = {}, {}
     for name in args.variants:
         variant = VARIANTS[name]
         for kind in variant.arms:
@@ -178,7 +179,8 @@ def main():
             ckpts[arm, name] = {"pretrained": lambda: variant_checkpoint(args, name, variant, ckpt, fresh),
                                 "random": lambda: ckpt, "roberta": lambda: roberta}[kind]()
             model_args[arm, name] = se.model_args_of(arm, ckpts[arm, name], preset)
-            runs += [(name, arm, seed) for seed in args.seeds]
+    # seeds outermost: an interrupted pass has compared every variant on the same seeds so far
+    runs = [(name, arm, seed) for seed in args.seeds for arm, name in model_args]
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         scores = dict(zip(runs, pool.map(lambda r: run_variant(args, *r, ckpts, binarized, model_args), runs)))
     results = {"arm": args.arm, "seeds": args.seeds, "machine": harness.machine(), "variants": {}}

@@ -38,7 +38,7 @@ def _entropy_bits(probs):
     return -(torch.xlogy(probs, probs).sum(-1)) / math.log(2)
 
 
-def cls_attention_entropy(model, kind, tokens, pad):
+def cls_attention_entropy(model, kind, tokens):
     """Per layer, the mean entropy (bits) of the ``<s>`` query's attention over the non-padding keys,
     averaged over heads and sequences."""
     caught = []
@@ -98,7 +98,7 @@ def relative_change(before, after, kind):
     return {group: math.sqrt(d / n) for group, (d, n) in sums.items() if n > 0}
 
 
-def dev_tokens(raw, data, dictionary, spm_path, count=200):
+def dev_tokens(raw, dictionary, spm_path, count=200):
     from fairseq.data import data_utils
     from metro_fairseq.evaluation.checkpoint_features import encode_texts
     from metro_fairseq.evaluation.label_subsets import read_labelled_tsv
@@ -115,7 +115,7 @@ def run_all(args, data, raw, binarized, ckpt, roberta, fresh_ckpt, preset):
     out = {}
     for arm, path in arms.items():
         model, dictionary, spm_path, kind = load_main_model(path, data)
-        tokens = dev_tokens(raw, data, dictionary, spm_path)
+        tokens = dev_tokens(raw, dictionary, spm_path)
         model_args = se.model_args_of(arm, path, preset)
         accuracy = se.finetune(arm, path, model_args, "bbc", 300, 1, "1e-3", args, binarized,
                                folder="finetune_gap/saved", save=True)
@@ -124,7 +124,7 @@ def run_all(args, data, raw, binarized, ckpt, roberta, fresh_ckpt, preset):
         before = torch.load(path, map_location="cpu", weights_only=False)["model"]
         after = torch.load(saved, map_location="cpu", weights_only=False)["model"]
         out[arm] = {"bias_mass_beyond_8": bias_mass_beyond(model),
-                    "cls_entropy_bits": cls_attention_entropy(model, kind, tokens, dictionary.pad()),
+                    "cls_entropy_bits": cls_attention_entropy(model, kind, tokens),
                     "uniform_entropy_bits": statistics.mean(
                         math.log2(n) for n in tokens.ne(dictionary.pad()).sum(1).tolist()),
                     "relative_change": relative_change(before, after, kind),

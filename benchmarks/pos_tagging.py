@@ -92,7 +92,8 @@ def kept_tags(sentences, sp, dictionary):
 
 def probe_arm(arm, ckpt, args, data, dev, subsets):
     """Probe accuracy per (n, seed, layer): all dev words and dev words unseen in the subset."""
-    out = os.path.join(args.source, "pos_tagging", f"probe_{arm}.json")
+    grid = "_".join(map(str, args.sizes)) + "_seeds" + "_".join(map(str, args.seeds))
+    out = os.path.join(args.source, "pos_tagging", f"probe_{arm}_n{grid}.json")
     if os.path.exists(out):
         return {tuple(json.loads(k)): v for k, v in json.load(open(out)).items()}
     import sentencepiece as spm
@@ -171,14 +172,15 @@ def prepare_finetune_data(args, data, dev, subsets):
     folders = {}
     for (n, seed), subset in subsets.items():
         dest = os.path.join(args.source, "pos_tagging", "bin", f"n{n}_seed{seed}")
-        if not os.path.exists(os.path.join(dest, "labels", "dict.txt")):
+        if not os.path.exists(os.path.join(dest, "done")):
             raw = os.path.join(args.source, "pos_tagging", "raw", f"n{n}_seed{seed}")
             os.makedirs(raw, exist_ok=True)
             pos_data.write_tagged(subset, os.path.join(raw, "train.tsv"))
             pos_data.write_tagged(dev, os.path.join(raw, "dev.tsv"))
             se.run([sys.executable, "scripts/prepare_token_classification.py", "--train", os.path.join(raw, "train.tsv"),
                     "--valid", os.path.join(raw, "dev.tsv"), "--spm-model", os.path.join(data, "spm.model"),
-                    "--dict", os.path.join(data, "dict.txt"), "--destdir", dest])
+                    "--dict", os.path.join(data, "dict.txt"), "--destdir", dest, "--labels", *pos_data.UNIVERSAL])
+            open(os.path.join(dest, "done"), "w").close()
         folders[n, seed] = dest
     return folders
 

@@ -27,7 +27,7 @@ PREPARE = [sys.executable, "scripts/prepare_token_classification.py"]
     ("nn", "NOUN"), ("nns$", "NOUN"), ("np-tl", "NOUN"), ("nn$-hl", "NOUN"), ("vbd", "VERB"), ("bedz*", "VERB"),
     ("md", "VERB"), ("do*", "VERB"), ("ppss+bem", "PRON"), ("pp$", "DET"), ("pp$$", "PRON"), ("wp$", "DET"),
     ("at", "DET"), ("in", "ADP"), ("cd", "NUM"), ("od", "ADJ"), ("jjt", "ADJ"), ("*", "ADV"), ("ql", "ADV"),
-    ("cs", "CONJ"), ("to", "PRT"), ("rp", "PRT"), ("--", "."), ("``", "."), ("''", "."), ("fw-nn", "X"),
+    ("cs", "ADP"), ("cc", "CONJ"), ("ap", "ADJ"), ("to", "PRT"), ("rp", "PRT"), ("--", "."), ("``", "."), ("''", "."), ("fw-nn", "X"),
     ("fw-in+at-tl", "X"), ("uh", "X"), ("ppss+ber-n", "PRON"), ("wrb+dod*", "ADV"), ("NN-TL", "NOUN"),
 ])
 def test_brown_tags_map_to_universal_tags(brown, universal):
@@ -170,17 +170,40 @@ def test_fine_tuning_learns_the_tags_and_the_export_refuses_the_head(tagged_bin,
     assert not (tmp_path / "hf").exists()
 
 
+def prepare_cmd(tmp_path, wiki_bin, *extra):
+    return PREPARE + ["--train", str(tmp_path / "train.tsv"), "--valid", str(tmp_path / "dev.tsv"), "--spm-model",
+                      str(wiki_bin / "spm.model"), "--dict", str(wiki_bin / "dict.txt"), "--destdir",
+                      str(tmp_path / "bin"), *extra]
+
+
+def test_conll_2003_layout_and_a_fixed_label_set(wiki_bin, tmp_path):
+    """Space-separated columns (word first, tag last), -DOCSTART- skipped; --labels admits a dev tag training lacks."""
+    (tmp_path / "train.tsv").write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n",
+                                        encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text("Peter NNP B-NP B-PER\nsaid VBD B-VP O\n", encoding="utf-8")
+    refused = run(prepare_cmd(tmp_path, wiki_bin), check=False)
+    assert refused.returncode != 0 and "has tags the training file lacks (B-PER)" in refused.stderr
+    run(prepare_cmd(tmp_path, wiki_bin, "--labels", "O", "B-ORG", "B-PER"))
+    labels = Dictionary.load(str(tmp_path / "bin" / "labels" / "dict.txt"))
+    assert labels.symbols[labels.nspecial:] == ["O", "B-ORG", "B-PER"]
+    train = data_utils.load_indexed_dataset(str(tmp_path / "bin" / "labels" / "train"), labels)
+    assert len(train) == 1  # the -DOCSTART- line made no sentence
+    assert [labels[i] for i in train[0] if i >= labels.nspecial] == ["B-ORG", "O"]
+
+
 @pytest.mark.parametrize("case,expected", [
     ("bad_line", "dev.tsv:2 is not WORD<TAB>TAG"),
     ("unseen_tag", "has tags the training file lacks (ODD)"),
+    ("outside_labels", "train.tsv has tags outside --labels (NOUN)"),
+    ("no_pieces", r"dev.tsv: the sentence at line 1: the word '\u200b' encodes to no pieces"),
 ])
 def test_prepare_refuses_bad_files_in_one_line(case, expected, wiki_bin, tmp_path):
     (tmp_path / "train.tsv").write_text("The\tDET\ncat\tNOUN\n\n", encoding="utf-8")
-    dev = "The\tDET\ncat NOUN\n" if case == "bad_line" else "The\tDET\ncat\tODD\n"
+    dev = {"bad_line": "The\tDET\ncat\n", "unseen_tag": "The\tDET\ncat\tODD\n", "outside_labels": "The\tDET\n",
+           "no_pieces": "The\tDET\n\u200b\tNOUN\n"}[case]
     (tmp_path / "dev.tsv").write_text(dev, encoding="utf-8")
-    r = run(PREPARE + ["--train", str(tmp_path / "train.tsv"), "--valid", str(tmp_path / "dev.tsv"), "--spm-model",
-                       str(wiki_bin / "spm.model"), "--dict", str(wiki_bin / "dict.txt"), "--destdir",
-                       str(tmp_path / "bin")], check=False)
+    extra = ["--labels", "DET"] if case == "outside_labels" else []
+    r = run(prepare_cmd(tmp_path, wiki_bin, *extra), check=False)
     assert r.returncode != 0 and expected in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "bin").exists()

@@ -1,5 +1,6 @@
 """Criterion ``token_classification``: cross-entropy over the labelled pieces (each word's first
-piece), summed; the label dictionary's specials (``<pad>`` on other pieces, ``<s>``, ``</s>``) are skipped."""
+piece), summed; pieces whose label is one of the label dictionary's specials are skipped: ``<pad>`` on
+a word's other pieces and at ``<s>`` (the task prepends it), ``</s>`` at the end."""
 import math
 
 import torch

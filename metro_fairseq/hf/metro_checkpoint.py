@@ -100,8 +100,10 @@ def load_source(path: str, dict_path: Optional[str] = None, head_name: Optional[
             model.register_classification_head(
                 n, num_classes=params["out_proj.weight"].size(0), inner_dim=params["dense.weight"].size(0)
             )
-        else:
+        elif k == "qa":
             model.register_span_head(n)
+        else:  # a token head beside the chosen one: not exported
+            sd = {key: v for key, v in sd.items() if not key.startswith(f"token_heads.{n}.")}
     model.load_state_dict(sd, strict=True)  # a mismatch raises CheckpointMismatchError: one line from the tool
     model.float().eval()
     return Source(model, cfg, dictionary, data_dir, kind, name, heads.get((kind, name), {}))

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from fairseq.data import (
     BaseWrapperDataset,
     IdDataset,
