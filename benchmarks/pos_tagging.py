@@ -15,7 +15,7 @@ sentences of the train documents, seeds 1-3. A word's label is read at its first
 - Baselines: each word's most frequent tag in the subset (else the subset's most frequent tag), and a
   piece lookup: the most frequent tag of the word's first piece, backing off to its last piece.
 - ``--finetune``: full fine-tuning with ``--task token_classification`` (metro arms and random init;
-  fairseq's roberta has no token head) at lr 1e-3 and 3e-4, at least 300 updates.
+  fairseq's roberta has no token head) at ``--finetune-sizes`` (300), lr 1e-3 and 3e-4, at least 300 updates.
 Resumable: each arm's probe results and each fine-tuning run are kept and skipped when run again.
 Prints Markdown tables; writes SOURCE/pos_tagging.json and a PNG.
 """
@@ -171,6 +171,8 @@ def prepare_finetune_data(args, data, dev, subsets):
     """Each subset (and dev) through prepare_token_classification.py, once."""
     folders = {}
     for (n, seed), subset in subsets.items():
+        if n not in args.finetune_sizes:
+            continue
         dest = os.path.join(args.source, "pos_tagging", "bin", f"n{n}_seed{seed}")
         if not os.path.exists(os.path.join(dest, "done")):
             raw = os.path.join(args.source, "pos_tagging", "raw", f"n{n}_seed{seed}")
@@ -217,6 +219,7 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--finetune", action="store_true", help="also fine-tune (metro arms and random init)")
     p.add_argument("--finetune-lr", nargs="+", default=["3e-4", "1e-3"])
+    p.add_argument("--finetune-sizes", type=int, nargs="+", default=[300], help="training sentences to fine-tune at")
     p.add_argument("--jobs", type=int, default=2, help="arms (or fine-tuning runs) at a time")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     p.add_argument("--plot", default=os.path.join(se.REPO, "docs", "benchmarks", "pos_tagging.png"))
@@ -249,7 +252,8 @@ def main():
             arms = [a for a in args.arms if a != "roberta"]
             model_args = {a: se.run([sys.executable, "scripts/export_main_model.py", "--show-args", ckpts[a]]).split()
                           for a in arms}
-            runs = [(a, n, s, lr) for n in args.sizes for s in args.seeds for lr in args.finetune_lr for a in arms]
+            runs = [(a, n, s, lr) for n in args.finetune_sizes for s in args.seeds for lr in args.finetune_lr
+                    for a in arms]
             tuned = dict(zip(runs, pool.map(lambda r: finetune(r[0], ckpts[r[0]], model_args[r[0]],
                                                                folders[r[1], r[2]], *r[1:], args), runs)))
     results = report(args, probes, base, tuned)
@@ -294,15 +298,17 @@ def report(args, probes, base, tuned):
               + f" | {learning_curve_area(curve):.1f} | " + " / ".join(f"{unseen[n]:.1f}" for n in args.sizes) + " |")
     if tuned:
         print("\n## POS tagging: full fine-tuning, dev accuracy %, median of seeds at the arm's best lr\n")
-        print("| arm | " + " | ".join(f"n = {n}" for n in args.sizes) + " | per lr |")
-        print("|---|" + "---|" * (len(args.sizes) + 1))
+        sizes = args.finetune_sizes
+        print("| arm | " + " | ".join(f"n = {n}" for n in sizes) + " | per lr, seeds " + " / ".join(
+            map(str, args.seeds)) + " |")
+        print("|---|" + "---|" * (len(sizes) + 1))
         for arm in dict.fromkeys(r[0] for r in tuned):
-            per_lr = {lr: {n: median([tuned[arm, n, s, lr] for s in args.seeds]) for n in args.sizes}
-                      for lr in args.finetune_lr}
-            best = {n: max(per_lr[lr][n] for lr in args.finetune_lr) for n in args.sizes}
+            per_lr = {lr: {n: [tuned[arm, n, s, lr] for s in args.seeds] for n in sizes} for lr in args.finetune_lr}
+            best = {n: max(median(per_lr[lr][n]) for lr in args.finetune_lr) for n in sizes}
             results["finetune"][arm] = {"best": best, "per_lr": per_lr}
-            print(f"| {arm} | " + " | ".join(f"{best[n]:.1f}" for n in args.sizes) + " | " + "; ".join(
-                f"{lr}: " + " / ".join(f"{per_lr[lr][n]:.1f}" for n in args.sizes) for lr in args.finetune_lr) + " |")
+            print(f"| {arm} | " + " | ".join(f"{best[n]:.1f}" for n in sizes) + " | " + "; ".join(
+                f"lr {lr}, n = {n}: " + " / ".join(f"{v:.1f}" for v in per_lr[lr][n]) for lr in args.finetune_lr
+                for n in sizes) + " |")
     return results
 
 
