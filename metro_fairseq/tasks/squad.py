@@ -12,7 +12,6 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from fairseq import metrics
 from fairseq.data import (
@@ -22,8 +21,6 @@ from fairseq.data import (
     NumelDataset,
     NumSamplesDataset,
     RawLabelDataset,
-    RightPadDataset,
-    SortDataset,
     data_utils,
 )
 from fairseq.dataclass import FairseqDataclass
@@ -31,6 +28,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from ..data.binarized_split import check_binarized_splits
+from ..data.task_batches import padded_input, shuffled_if_train
 from ..data.dictionary_file import load_dictionary
 from ..errors import MetroError
 from ..evaluation.squad_metrics import decode_question, evaluate_predictions
@@ -98,10 +96,7 @@ class SquadTask(FairseqTask):
         dataset = NestedDictionaryDataset(
             {
                 "id": IdDataset(),
-                "net_input": {
-                    "src_tokens": RightPadDataset(tokens, pad_idx=self.dictionary.pad()),
-                    "src_lengths": NumelDataset(tokens, reduce=False),
-                },
+                "net_input": padded_input(tokens, self.dictionary.pad()),
                 "start_positions": RawLabelDataset([w["start"] for w in windows]),
                 "end_positions": RawLabelDataset([w["end"] for w in windows]),
                 "nsentences": NumSamplesDataset(),
@@ -109,9 +104,7 @@ class SquadTask(FairseqTask):
             },
             sizes=[tokens.sizes],
         )
-        if split == "train":
-            with data_utils.numpy_seed(self.cfg.seed):
-                dataset = SortDataset(dataset, sort_order=[np.random.permutation(len(dataset))])
+        dataset = shuffled_if_train(dataset, split, self.cfg.seed)
         self.datasets[split] = dataset
         logger.info(f"{split}: {len(windows)} windows of {len({w['qid'] for w in windows})} questions")
         return dataset

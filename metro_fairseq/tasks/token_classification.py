@@ -14,7 +14,6 @@ from fairseq.data import (
     NumSamplesDataset,
     PrependTokenDataset,
     RightPadDataset,
-    SortDataset,
     data_utils,
 )
 from fairseq.dataclass import FairseqDataclass
@@ -22,6 +21,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from ..data.binarized_split import check_binarized_splits
+from ..data.task_batches import padded_input, shuffled_if_train
 from ..data.dictionary_file import load_dictionary
 from ..errors import MetroError
 
@@ -98,10 +98,7 @@ class TokenClassificationTask(FairseqTask):
         dataset = NestedDictionaryDataset(
             {
                 "id": IdDataset(),
-                "net_input": {
-                    "src_tokens": RightPadDataset(tokens, pad_idx=self.dictionary.pad()),
-                    "src_lengths": NumelDataset(tokens, reduce=False),
-                },
+                "net_input": padded_input(tokens, self.dictionary.pad()),
                 "target": RightPadDataset(labels, pad_idx=self.label_dictionary.pad()),
                 "nlabels": LabelledTokenCount(labels, self.label_dictionary.nspecial),
                 "nsentences": NumSamplesDataset(),
@@ -109,9 +106,7 @@ class TokenClassificationTask(FairseqTask):
             },
             sizes=[tokens.sizes],
         )
-        if split == "train":
-            with data_utils.numpy_seed(self.cfg.seed):
-                dataset = SortDataset(dataset, sort_order=[np.random.permutation(len(dataset))])
+        dataset = shuffled_if_train(dataset, split, self.cfg.seed)
         self.datasets[split] = dataset
         logger.info(f"{split}: {len(dataset)} sentences, {self.num_labels} labels")
         return dataset
