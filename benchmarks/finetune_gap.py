@@ -150,6 +150,9 @@ def main():
     p.add_argument("--arm", default="metro_gdes", choices=[a for a in se.ARMS if a not in ("random", "roberta")])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--arms", nargs="+", default=["pretrained", "random", "roberta"],
+                   choices=["pretrained", "random", "roberta"],
+                   help="which arms to run each variant for (where the variant applies to them)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     p.add_argument("--no-diagnose", action="store_true", help="skip the bias / attention / weight-change dumps")
@@ -173,7 +176,7 @@ def main():
     ckpts, model_args = {}, {}
     for name in args.variants:
         variant = VARIANTS[name]
-        for kind in variant.arms:
+        for kind in [k for k in variant.arms if k in args.arms]:
             arm = args.arm if kind == "pretrained" else kind
             # random init takes the architecture from the arm's export (as in sample_efficiency.py)
             ckpts[arm, name] = {"pretrained": lambda: variant_checkpoint(args, name, variant, ckpt, fresh),
@@ -183,15 +186,23 @@ def main():
     runs = [(name, arm, seed) for seed in args.seeds for arm, name in model_args]
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         scores = dict(zip(runs, pool.map(lambda r: run_variant(args, *r, ckpts, binarized, model_args), runs)))
-    results = {"arm": args.arm, "seeds": args.seeds, "machine": harness.machine(), "variants": {}}
+    # earlier invocations' scores (other variants or seeds) join the table: runs accumulate
+    results_path = os.path.join(args.source, f"finetune_gap_{args.arm}.json")
+    results = {"variants": {}}
+    if os.path.exists(results_path):
+        with open(results_path) as f:
+            results = json.load(f)
+    results.update(arm=args.arm, machine=harness.machine())
     for (name, arm, seed), score in scores.items():
-        results["variants"].setdefault(name, {}).setdefault(arm, {})[seed] = score
+        results["variants"].setdefault(name, {}).setdefault(arm, {})[str(seed)] = score
     report(args, results)
     if not args.no_diagnose:
         results["diagnostics"] = diagnostics.run_all(args, data, raw, binarized, ckpt, roberta, fresh_ckpt, preset)
+    if "diagnostics" in results:
         diagnostics.report(results["diagnostics"])
-    with open(os.path.join(args.source, f"finetune_gap_{args.arm}.json"), "w") as f:
+    with open(results_path + ".tmp", "w") as f:
         json.dump(results, f, indent=1)
+    os.replace(results_path + ".tmp", results_path)
     plot(args, results)
 
 
@@ -200,21 +211,24 @@ def median_of(by_seed):
 
 
 def report(args, results):
+    """Every variant run so far; medians over the seeds each has (the seed columns show which)."""
     v = results["variants"]
+    seeds = sorted({s for by_arm in v.values() for by_seed in by_arm.values() for s in by_seed}, key=int)
     gdes_plain, random_plain = median_of(v["plain"][args.arm]), median_of(v["plain"]["random"])
-    print(f"\n## Fine-tuning gap: {args.arm} at budget 6,200, BBC, n = 300, seeds {args.seeds}\n")
+    print(f"\n## Fine-tuning gap: {args.arm} at budget 6,200, BBC, n = 300\n")
     print(f"machine: {results['machine']}\n")
-    print(f"| variant | arm | seeds {' / '.join(map(str, args.seeds))} | median | vs {args.arm} plain | vs random plain |")
+    print(f"| variant | arm | seed {' / '.join(seeds)} | median | vs {args.arm} plain | vs random plain |")
     print("|---|---|---|---|---|---|")
-    for name in args.variants:
+    for name in [n for n in VARIANTS if n in v]:
         for arm, by_seed in v[name].items():
             m = median_of(by_seed)
-            print(f"| {VARIANTS[name].label} | {arm} | {' / '.join(f'{by_seed[s]:.1f}' for s in args.seeds)} | "
-                  f"{m:.1f} | {m - gdes_plain:+.1f} | {m - random_plain:+.1f} |")
+            cells = " / ".join(f"{by_seed[s]:.1f}" if s in by_seed else "-" for s in seeds)
+            print(f"| {VARIANTS[name].label} | {arm} | {cells} | {m:.1f} | {m - gdes_plain:+.1f} | "
+                  f"{m - random_plain:+.1f} |")
 
 
 def plot(args, results):
-    names = [n for n in args.variants if args.arm in results["variants"][n]]
+    names = [n for n in VARIANTS if args.arm in results["variants"].get(n, {})]
     fig, ax = harness.subplots(figsize=(9, 0.45 * len(names) + 1.6))
     colors = {args.arm: "C3", "random": "0.4", "roberta": "C0"}
     for row, name in enumerate(names):

@@ -76,7 +76,7 @@ def hf_config(transformers, family: str, cfg, vocab_size: int, num_labels: int, 
         vocab_size=vocab_size, hidden_size=cfg.encoder_embed_dim, num_hidden_layers=cfg.encoder_layers,
         num_attention_heads=cfg.encoder_attention_heads, intermediate_size=cfg.encoder_ffn_embed_dim,
         hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.attention_dropout,
-        layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=num_labels,
+        layer_norm_eps=cfg.layer_norm_eps, pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=num_labels,
     )
     if family == "metro":
         from .configuration_metro import MetroEncoderConfig
@@ -112,10 +112,93 @@ def hf_config(transformers, family: str, cfg, vocab_size: int, num_labels: int, 
     return transformers.RobertaPreLayerNormConfig(type_vocab_size=1, classifier_dropout=pooler_dropout, **common)
 
 
-def _qkv(sd, src, dst, names):
-    for kind in ("weight", "bias"):
-        for name, part in zip(names, sd[f"{src}.self_attn.in_proj.{kind}"].chunk(3, dim=0)):
-            dst[f"{name}.{kind}"] = part.clone()
+# The encoder's name table per family: (metro name, transformers name, kind) with kind
+#   "param": the module's weight and bias; "tensor": one tensor; "qkv": our fused in_proj, their three projections.
+# The same table maps both ways (export: ``to_hf``, import: ``from_hf``); positions and token types are
+# handled beside it, since they are where the layouts differ beyond names.
+def _layer_table(family: str, i: int, p: str) -> list:
+    src, dst = f"encoder.layers.{i}", f"{p}encoder.layer.{i}"
+    ffn = [(f"{src}.fc1", f"{dst}.intermediate.dense", "param"), (f"{src}.fc2", f"{dst}.output.dense", "param")]
+    if family == "mpnet":
+        return ffn + [(f"{src}.self_attn.in_proj", tuple(f"{dst}.attention.attn.{n}" for n in "qkv"), "qkv"),
+                      (f"{src}.self_attn.out_proj", f"{dst}.attention.attn.o", "param"),
+                      (f"{src}.self_attn_layer_norm", f"{dst}.attention.LayerNorm", "param"),
+                      (f"{src}.final_layer_norm", f"{dst}.output.LayerNorm", "param")]
+    qkv = tuple(f"{dst}.attention.self.{n}" for n in ("query", "key", "value"))
+    if family == "deberta_v2":
+        qkv = tuple(name + "_proj" for name in qkv)
+    table = ffn + [(f"{src}.self_attn.in_proj", qkv, "qkv"),
+                   (f"{src}.self_attn.out_proj", f"{dst}.attention.output.dense", "param")]
+    if family == "roberta_prelayernorm":  # Pre-LN: the norms sit before attention and before the FFN
+        return table + [(f"{src}.self_attn_layer_norm", f"{dst}.attention.LayerNorm", "param"),
+                        (f"{src}.final_layer_norm", f"{dst}.intermediate.LayerNorm", "param")]
+    return table + [(f"{src}.self_attn_layer_norm", f"{dst}.attention.output.LayerNorm", "param"),
+                    (f"{src}.final_layer_norm", f"{dst}.output.LayerNorm", "param")]
+
+
+def encoder_table(family: str, num_layers: int, p: str = "") -> list:
+    """Every encoder tensor but the position and token-type tables, under both names (``p``: the
+    transformers prefix, e.g. ``bert.`` inside a head class)."""
+    table = [("embeddings.weight", p + "embeddings.word_embeddings.weight", "tensor")]
+    if family == "deberta_v2":
+        table += [("encoder.embed_layer_norm", p + "embeddings.LayerNorm", "param"),
+                  ("encoder.relative_embedding.layer_norm", p + "encoder.LayerNorm", "param"),
+                  ("encoder.relative_embedding.embedding.weight", p + "encoder.rel_embeddings.weight", "tensor")]
+    else:
+        table += [("encoder.embed_layer_norm", p + "embeddings.LayerNorm", "param")]
+    if family == "mpnet":
+        table += [("encoder.relative_bias.embedding.weight", p + "encoder.relative_attention_bias.weight", "tensor")]
+    if family == "roberta_prelayernorm":
+        table += [("encoder.final_layer_norm", p + "LayerNorm", "param")]
+    for i in range(num_layers):
+        table += _layer_table(family, i, p)
+    return table
+
+
+def _expand(table):
+    """(metro key, transformers key or keys, kind) per tensor."""
+    for ours, theirs, kind in table:
+        if kind == "tensor":
+            yield ours, theirs, kind
+        else:
+            for t in ("weight", "bias"):
+                yield f"{ours}.{t}", (tuple(f"{n}.{t}" for n in theirs) if kind == "qkv" else f"{theirs}.{t}"), kind
+
+
+def to_hf(family: str, sd: dict, num_layers: int, p: str = "") -> dict:
+    """The encoder's tensors of a fairseq main-model state dict ``sd`` under ``family``'s names."""
+    out = {}
+    for ours, theirs, kind in _expand(encoder_table(family, num_layers, p)):
+        if kind == "qkv":
+            out.update(zip(theirs, (part.clone() for part in sd[ours].chunk(3, dim=0))))
+        else:
+            out[theirs] = sd[ours]
+    if family in ("metro", "deberta_v2"):
+        return out
+    positions = sd["encoder.embed_positions.weight"]
+    offset = FAMILIES[family].position_offset
+    out[p + "embeddings.position_embeddings.weight"] = torch.cat([positions.new_zeros(offset, positions.size(1)), positions])
+    if family != "mpnet":  # one token type, a zero row: adds nothing
+        out[p + "embeddings.token_type_embeddings.weight"] = positions.new_zeros(1, positions.size(1))
+    return out
+
+
+def from_hf(family: str, theirs_sd: dict, num_layers: int, p: str = "", position_offset: int = 0,
+            max_positions: int = None) -> dict:
+    """The inverse of ``to_hf``: a main-model state dict from a transformers one. Token type 0 (added to
+    every token when no ``token_type_ids`` are given) is folded into the position table, and the
+    positions start at ``position_offset`` (RoBERTa and MPNet: 2)."""
+    out = {}
+    for ours, theirs, kind in _expand(encoder_table(family, num_layers, p)):
+        out[ours] = torch.cat([theirs_sd[n] for n in theirs]) if kind == "qkv" else theirs_sd[theirs]
+    if family == "deberta_v2":
+        return out
+    positions = theirs_sd[p + "embeddings.position_embeddings.weight"][position_offset:]
+    if max_positions is not None:
+        positions = positions[:max_positions]
+    token_type = theirs_sd.get(p + "embeddings.token_type_embeddings.weight")
+    out["encoder.embed_positions.weight"] = positions + (token_type[0] if token_type is not None else 0)
+    return out
 
 
 def _copy(sd, out, pairs):
@@ -124,60 +207,16 @@ def _copy(sd, out, pairs):
             out[f"{dst}.{kind}"] = sd[f"{src}.{kind}"]
 
 
-def _deberta_v2_encoder(sd, out, p, num_layers):
-    out[p + "embeddings.word_embeddings.weight"] = sd["embeddings.weight"]
-    _copy(sd, out, [("encoder.embed_layer_norm", p + "embeddings.LayerNorm"),
-                    ("encoder.relative_embedding.layer_norm", p + "encoder.LayerNorm")])
-    out[p + "encoder.rel_embeddings.weight"] = sd["encoder.relative_embedding.embedding.weight"]
-    for i in range(num_layers):
-        src, dst = f"encoder.layers.{i}", f"{p}encoder.layer.{i}"
-        _qkv(sd, src, out, [f"{dst}.attention.self.{n}_proj" for n in ("query", "key", "value")])
-        _copy(sd, out, [(f"{src}.self_attn.out_proj", f"{dst}.attention.output.dense"),
-                        (f"{src}.self_attn_layer_norm", f"{dst}.attention.output.LayerNorm"),
-                        (f"{src}.fc1", f"{dst}.intermediate.dense"), (f"{src}.fc2", f"{dst}.output.dense"),
-                        (f"{src}.final_layer_norm", f"{dst}.output.LayerNorm")])
-
-
 def convert(family: str, sd: dict, num_layers: int, head_kind: str, head: dict) -> dict:
     """The state dict of ``FAMILIES[family].classes[head_kind]`` from a fairseq main-model state dict
     ``sd`` (GDES merged) and ``head`` (the fine-tuned head's tensors without their prefix)."""
     fam = FAMILIES[family]
     p = "" if head_kind == "base" else fam.prefix + "."
-    out = {}
     if family == "metro":
-        out[p + "embed_tokens.weight"] = sd["embeddings.weight"]
+        out = {p + "embed_tokens.weight": sd["embeddings.weight"]}
         out.update({p + k: v for k, v in sd.items() if k.startswith("encoder.")})
-    elif family == "deberta_v2":
-        _deberta_v2_encoder(sd, out, p, num_layers)
     else:
-        positions = sd["encoder.embed_positions.weight"]
-        pad_rows = positions.new_zeros(fam.position_offset, positions.size(1))
-        out[p + "embeddings.word_embeddings.weight"] = sd["embeddings.weight"]
-        out[p + "embeddings.position_embeddings.weight"] = torch.cat([pad_rows, positions])
-        _copy(sd, out, [("encoder.embed_layer_norm", p + "embeddings.LayerNorm")])
-        if family != "mpnet":  # one token type, a zero row: adds nothing
-            out[p + "embeddings.token_type_embeddings.weight"] = positions.new_zeros(1, positions.size(1))
-        for i in range(num_layers):
-            src, dst = f"encoder.layers.{i}", f"{p}encoder.layer.{i}"
-            if family == "mpnet":
-                _qkv(sd, src, out, [f"{dst}.attention.attn.{n}" for n in "qkv"])
-                _copy(sd, out, [(f"{src}.self_attn.out_proj", f"{dst}.attention.attn.o"),
-                                (f"{src}.self_attn_layer_norm", f"{dst}.attention.LayerNorm"),
-                                (f"{src}.final_layer_norm", f"{dst}.output.LayerNorm")])
-            else:
-                _qkv(sd, src, out, [f"{dst}.attention.self.{n}" for n in ("query", "key", "value")])
-                _copy(sd, out, [(f"{src}.self_attn.out_proj", f"{dst}.attention.output.dense")])
-                if family == "bert":
-                    _copy(sd, out, [(f"{src}.self_attn_layer_norm", f"{dst}.attention.output.LayerNorm"),
-                                    (f"{src}.final_layer_norm", f"{dst}.output.LayerNorm")])
-                else:  # Pre-LN: the norms sit before attention and before the FFN
-                    _copy(sd, out, [(f"{src}.self_attn_layer_norm", f"{dst}.attention.LayerNorm"),
-                                    (f"{src}.final_layer_norm", f"{dst}.intermediate.LayerNorm")])
-            _copy(sd, out, [(f"{src}.fc1", f"{dst}.intermediate.dense"), (f"{src}.fc2", f"{dst}.output.dense")])
-        if family == "mpnet":
-            out[p + "encoder.relative_attention_bias.weight"] = sd["encoder.relative_bias.embedding.weight"]
-        if family == "roberta_prelayernorm":
-            _copy(sd, out, [("encoder.final_layer_norm", p + "LayerNorm")])
+        out = to_hf(family, sd, num_layers, p)
     if head_kind == "base" and fam.pooler:
         # the pretrained model has no pooler: identity, so pooler_output = tanh(<s> state)
         dim = sd["embeddings.weight"].size(1)

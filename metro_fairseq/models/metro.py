@@ -117,6 +117,7 @@ class MetroModel(BaseFairseqModel):
             position_buckets=cfg.position_buckets,
             max_relative_positions=cfg.max_relative_positions,
             pos_att_type=cfg.pos_att_type,
+            layer_norm_eps=cfg.layer_norm_eps,
         )
 
     def _scale_residual_projections(self):

@@ -36,6 +36,11 @@ class MetroConfig(FairseqDataclass):
     dropout: float = field(default=0.1, metadata={"help": "dropout of the main model"})
     attention_dropout: float = field(default=0.1, metadata={"help": "attention-probability dropout of the main model"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN activation"})
+    layer_norm_eps: float = field(
+        default=1e-5,
+        metadata={"help": "epsilon of the encoders' LayerNorms (fairseq's 1e-5; BERT and ELECTRA checkpoints, "
+                  "imported with metro-import-hf, use 1e-12, DeBERTa-v3 1e-7)"},
+    )
     max_positions: int = field(
         default=512, metadata={"help": "longest input sequence (the learned absolute positions of standard attention)"}
     )

@@ -47,6 +47,7 @@ class TransformerEncoder(nn.Module):
         position_buckets: int = 256,
         max_relative_positions: int = 512,
         pos_att_type: str = "c2p+p2c",
+        layer_norm_eps: float = 1e-5,
     ):
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
@@ -55,24 +56,24 @@ class TransformerEncoder(nn.Module):
         # a narrower encoder (ELECTRA-style generator) reads the shared embeddings through a projection
         self.input_proj = nn.Linear(input_dim, embed_dim) if input_dim != embed_dim else None
         self.embed_positions = None if disentangled else nn.Embedding(max_positions, embed_dim)
-        self.embed_layer_norm = LayerNorm(embed_dim)
+        self.embed_layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
         self.relative_bias = None  # the T5 bias belongs to standard attention only
         if not disentangled and relative_position_buckets > 0:
             self.relative_bias = RelativePositionBias(num_heads, relative_position_buckets, relative_position_max_distance)
         self.relative_embedding = (
-            RelativeEmbedding(embed_dim, position_buckets, max_relative_positions) if disentangled else None
+            RelativeEmbedding(embed_dim, position_buckets, max_relative_positions, layer_norm_eps) if disentangled else None
         )
         self.layers = nn.ModuleList()
         for _ in range(num_layers):
             layer = TransformerEncoderLayer(
                 embed_dim, ffn_dim, num_heads, dropout, attention_dropout, activation_dropout, normalize_before,
-                pos_att_type if disentangled else None,
+                pos_att_type if disentangled else None, layer_norm_eps,
             )
             if checkpoint_activations:  # recompute the layer in backward (inside its FSDP unit)
                 layer = checkpoint_wrapper(layer)
             self.layers.append(fsdp_wrap(layer))
-        self.final_layer_norm = LayerNorm(embed_dim) if normalize_before else None
+        self.final_layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps) if normalize_before else None
         self.max_positions = max_positions
 
     def attention_bias(self, padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

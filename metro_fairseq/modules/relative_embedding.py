@@ -10,13 +10,13 @@ from .log_buckets import attention_span, relative_embedding_index
 
 
 class RelativeEmbedding(nn.Module):
-    def __init__(self, embed_dim: int, buckets: int, max_position: int):
+    def __init__(self, embed_dim: int, buckets: int, max_position: int, layer_norm_eps: float = 1e-5):
         super().__init__()
         self.buckets = buckets
         self.max_position = max_position
         self.span = attention_span(buckets, max_position)
         self.embedding = nn.Embedding(2 * self.span, embed_dim)
-        self.layer_norm = LayerNorm(embed_dim)
+        self.layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
 
     def forward(self, seq_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """(table ``(R, C)``, index ``(T, T)`` into it), computed once per forward for every layer.

@@ -21,6 +21,7 @@ class TransformerEncoderLayer(nn.Module):
         activation_dropout: float,
         normalize_before: bool,
         pos_att_type: Optional[str] = None,
+        layer_norm_eps: float = 1e-5,
     ):
         """``pos_att_type`` (``c2p+p2c``, ...) makes the attention DeBERTa's disentangled one."""
         super().__init__()
@@ -28,10 +29,10 @@ class TransformerEncoderLayer(nn.Module):
             self.self_attn = SelfAttention(embed_dim, num_heads, attention_dropout)
         else:
             self.self_attn = DisentangledSelfAttention(embed_dim, num_heads, attention_dropout, dropout, pos_att_type)
-        self.self_attn_layer_norm = LayerNorm(embed_dim)
+        self.self_attn_layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
         self.fc1 = nn.Linear(embed_dim, ffn_dim)
         self.fc2 = nn.Linear(ffn_dim, embed_dim)
-        self.final_layer_norm = LayerNorm(embed_dim)
+        self.final_layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
         self.activation_dropout = nn.Dropout(activation_dropout)
         self.normalize_before = normalize_before
