@@ -16,6 +16,7 @@ setup(
             "metro-prepare-token-classification = metro_fairseq.cli.prepare_token_classification:main",
             "metro-export = metro_fairseq.cli.export_main_model:main",
             "metro-export-hf = metro_fairseq.hf.export:main",
+            "metro-import-hf = metro_fairseq.hf.import_hf:main",
             "metro-probe = metro_fairseq.cli.probe_checkpoint:main",
             "metro-squad-eval = metro_fairseq.cli.squad_eval:main",
             "metro-sweep = metro_fairseq.cli.sweep:main",

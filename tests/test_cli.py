@@ -22,6 +22,7 @@ SCRIPTS = {
     "metro-prepare-token-classification": "prepare_token_classification",
     "metro-export": "export_main_model",
     "metro-export-hf": "export_hf",
+    "metro-import-hf": "import_hf",
     "metro-probe": "probe_checkpoint",
     "metro-squad-eval": "squad_eval",
     "metro-sweep": "sweep",

@@ -8,8 +8,13 @@ Input files hold one sentence (or paragraph) per line; a blank line ends a docum
         --vocab-size 32000 --destdir data-bin/corpus
 
 writes ``DESTDIR/spm.model``, ``DESTDIR/dict.txt`` and ``DESTDIR/{train,valid}.{bin,idx}``.
+
+With ``--hf-tokenizer HF_DIR`` (a released model's folder, as ``metro-import-hf`` takes) the text is
+split by that tokenizer instead and dict.txt is its vocabulary, as the import writes it: the ids are
+the ones the imported checkpoint's embedding rows are in.
 """
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -82,6 +87,36 @@ def encode(prefix: str, src: str, dst: str) -> int:
     return pieces
 
 
+def hf_vocabulary(hf_dir: str, dict_path: str):
+    """The released tokenizer of ``hf_dir`` and its vocabulary written as dict.txt."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    from ..hf.vocabulary import vocabulary_of
+
+    transformers.logging.set_verbosity_error()
+    if not os.path.isdir(hf_dir):
+        fail(TOOL, f"--hf-tokenizer {hf_dir} is not a folder: give the transformers folder metro-import-hf read")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    except (OSError, ValueError, TypeError) as e:
+        fail(TOOL, f"--hf-tokenizer {hf_dir}: transformers cannot load a tokenizer from it ({type(e).__name__})")
+    vocab = vocabulary_of(tokenizer, max(tokenizer.get_vocab().values()) + 1)
+    vocab.write_dict(dict_path)
+    return tokenizer, len(vocab.symbols)
+
+
+def encode_hf(tokenizer, src: str, dst: str) -> int:
+    pieces = 0
+    with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
+        for line in fin:
+            line = line.strip()
+            encoded = tokenizer.tokenize(line) if line else []  # blank lines keep document breaks
+            pieces += len(encoded)
+            fout.write(" ".join(encoded) + "\n")
+    return pieces
+
+
 def fairseq_preprocess(destdir: str, trainpref: str, validpref: str, srcdict, workers: int, what: str = ""):
     """``fairseq-preprocess --only-source`` in a subprocess (``srcdict`` None: it builds the dictionary);
     its output goes to stderr and a MetroError is raised if it fails."""
@@ -95,6 +130,16 @@ def fairseq_preprocess(destdir: str, trainpref: str, validpref: str, srcdict, wo
         raise MetroError(f"fairseq-preprocess failed{what} (its output is above)")
 
 
+def spm_prefix(args) -> str:
+    """The SentencePiece model's prefix: ``--spm-model``'s, or one trained into DESTDIR."""
+    if args.spm_model:
+        return args.spm_model[: -len(".model")] if args.spm_model.endswith(".model") else args.spm_model
+    prefix = os.path.join(args.destdir, "spm")
+    log(TOOL, f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")
+    train_sentencepiece(args.train, prefix, args.vocab_size, args.model_type, args.max_sentences)
+    return prefix
+
+
 @one_line_errors(TOOL)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,34 +150,42 @@ def main(argv=None):
     p.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"], help="SentencePiece model type")
     p.add_argument("--max-sentences", type=int, default=2_000_000, help="lines sampled to train SentencePiece")
     p.add_argument("--spm-model", help="reuse this SentencePiece model (PREFIX.model) instead of training one")
+    p.add_argument("--hf-tokenizer", metavar="HF_DIR",
+                   help="split with this transformers folder's tokenizer and use its vocabulary (metro-import-hf)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="fairseq-preprocess workers")
     args = p.parse_args(argv)
 
     train_words = check_text(args.train, "training")
     valid_words = check_text(args.valid, "validation")
     log(TOOL, f"training text: {train_words:,} words; validation text: {valid_words:,} words")
+    if args.hf_tokenizer and args.spm_model:
+        fail(TOOL, "--hf-tokenizer and --spm-model both choose the tokenizer: pass one")
     if args.spm_model:
         if not os.path.isfile(args.spm_model):
             fail(TOOL, f"--spm-model {args.spm_model} does not exist")
         load_sentencepiece(args.spm_model)
     os.makedirs(args.destdir, exist_ok=True)
-    prefix = os.path.join(args.destdir, "spm")
-    if args.spm_model:
-        prefix = args.spm_model[: -len(".model")] if args.spm_model.endswith(".model") else args.spm_model
-    else:
-        log(TOOL, f"training a {args.model_type} SentencePiece model with {args.vocab_size} pieces")
-        train_sentencepiece(args.train, prefix, args.vocab_size, args.model_type, args.max_sentences)
     dict_path = os.path.join(args.destdir, "dict.txt")
-    log(TOOL, f"wrote {write_fairseq_dict(prefix, dict_path)} symbols to {dict_path}")
+    if args.hf_tokenizer:
+        tokenizer, n = hf_vocabulary(args.hf_tokenizer, dict_path)
+        log(TOOL, f"wrote the {n + 5} tokens of {args.hf_tokenizer}'s tokenizer to {dict_path}")
+        encoder = functools.partial(encode_hf, tokenizer)
+    else:
+        encoder = functools.partial(encode, spm_prefix(args))
+        log(TOOL, f"wrote {write_fairseq_dict(encoder.args[0], dict_path)} symbols to {dict_path}")
 
     for split, src in (("train", args.train), ("valid", args.valid)):
         dst = os.path.join(args.destdir, f"{split}.spm.txt")
-        log(TOOL, f"{split}: {encode(prefix, src, dst):,} pieces -> {dst}")
+        log(TOOL, f"{split}: {encoder(src, dst):,} pieces -> {dst}")
     log(TOOL, "binarizing with fairseq-preprocess")
     fairseq_preprocess(args.destdir, os.path.join(args.destdir, "train.spm.txt"),
                        os.path.join(args.destdir, "valid.spm.txt"), dict_path, args.workers)
     for split in ("train", "valid"):
         os.remove(os.path.join(args.destdir, f"{split}.spm.txt"))
+    if args.hf_tokenizer:
+        log(TOOL, f"done: continue an imported checkpoint with  fairseq-train {args.destdir} --task metro_pretraining "
+                  "--finetune-from-model OUT.pt  and the flags metro-import-hf printed (docs/import.md)")
+        return
     log(TOOL, "done: pretrain with  fairseq-hydra-train --config-dir metro_fairseq/config/pretraining "
               f"--config-name metro_base task.data={args.destdir}  (presets and flags: docs/pretraining.md)")
 

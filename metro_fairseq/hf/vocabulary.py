@@ -1,0 +1,75 @@
+"""A released tokenizer's vocabulary as a fairseq dictionary, and back.
+
+fairseq fixes its specials at ids 0-3 (``<s>``, ``<pad>``, ``</s>``, ``<unk>``) and the tasks add
+``<mask>`` last; a released vocabulary puts them anywhere (BERT: ``[PAD]`` 0, ``[UNK]`` 100,
+``[CLS]`` 101, ``[SEP]`` 102, ``[MASK]`` 103). So the dictionary is the tokenizer's vocabulary in its
+own order with the five specials moved, and ``hf_ids[i]`` is the tokenizer id of dictionary index i:
+the embedding rows are permuted by it on import and back on export.
+
+- ``<s>`` is the tokenizer's ``cls_token`` (else ``bos_token``), ``</s>`` its ``sep_token`` (else
+  ``eos_token``): the pair fairseq's tasks put around every sequence.
+- dict.txt holds every other token by its own string, so text split into the tokenizer's pieces
+  (``tokenizer.tokenize``) binarizes to the same ids with ``fairseq-preprocess --srcdict``.
+"""
+from dataclasses import dataclass
+from typing import List
+
+from ..errors import MetroError
+
+FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+# fairseq name -> the tokenizer attributes that may hold it, in order of preference
+SPECIAL_SOURCES = {"<s>": ("cls_token", "bos_token"), "<pad>": ("pad_token",), "</s>": ("sep_token", "eos_token"),
+                   "<unk>": ("unk_token",), "<mask>": ("mask_token",)}
+
+
+class HFImportError(MetroError):
+    """A released model or tokenizer the import cannot take as it is: one line, naming why."""
+
+
+@dataclass
+class Vocabulary:
+    symbols: List[str]  # dict.txt's symbols: every token but the five specials, in tokenizer order
+    hf_ids: List[int]  # tokenizer id of each dictionary index, <mask> (the last) included
+    specials: dict  # fairseq special -> the tokenizer's token
+
+    def write_dict(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            for i, symbol in enumerate(self.symbols):
+                f.write(f"{symbol} {len(self.symbols) - i}\n")  # counts only order; the tokenizer's is kept
+
+    def fairseq_ids(self, tokenizer, line: str) -> List[int]:
+        """What fairseq trains on for ``line``: ``<s>`` + the pieces through dict.txt + ``</s>``."""
+        index = {s: i + len(FAIRSEQ_SPECIALS) for i, s in enumerate(self.symbols)}
+        return [0] + [index.get(p, 3) for p in tokenizer.tokenize(line)] + [2]
+
+
+def special_tokens(tokenizer) -> dict:
+    found = {}
+    for name, attributes in SPECIAL_SOURCES.items():
+        token = next((getattr(tokenizer, a) for a in attributes if getattr(tokenizer, a, None)), None)
+        if token is None:
+            raise HFImportError(f"the tokenizer has no {' or '.join(attributes)}, which fairseq's {name} needs: "
+                               "set it in the folder's tokenizer_config.json / special_tokens_map.json")
+        found[name] = str(token)
+    return found
+
+
+def vocabulary_of(tokenizer, vocab_size: int) -> Vocabulary:
+    """The fairseq dictionary of ``tokenizer``; ``vocab_size``: the embedding table's rows."""
+    vocab = tokenizer.get_vocab()
+    by_id = sorted(vocab.items(), key=lambda kv: kv[1])
+    if by_id[-1][1] >= vocab_size:
+        raise HFImportError(f"the tokenizer's token {by_id[-1][0]!r} has id {by_id[-1][1]}, beyond the model's "
+                           f"{vocab_size} embedding rows: the tokenizer does not belong to this model")
+    specials = special_tokens(tokenizer)
+    special_ids = {vocab[t] for t in specials.values()}
+    if len(special_ids) != len(specials):
+        raise HFImportError(f"the tokenizer's specials {specials} share ids: fairseq needs five distinct tokens")
+    symbols = [t for t, i in by_id if i not in special_ids]
+    clash = next((t for t in symbols if t in FAIRSEQ_SPECIALS or t == "<mask>" or not t or any(c.isspace() for c in t)),
+                 None)
+    if clash is not None:
+        raise HFImportError(f"the tokenizer's token {clash!r} is a fairseq special or holds whitespace, which "
+                           "dict.txt cannot carry: this vocabulary cannot be imported")
+    hf_ids = [vocab[specials[n]] for n in FAIRSEQ_SPECIALS] + [vocab[t] for t in symbols] + [vocab[specials["<mask>"]]]
+    return Vocabulary(symbols, hf_ids, specials)
