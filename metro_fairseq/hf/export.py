@@ -3,6 +3,10 @@ before it is written.
 
     metro-export-hf checkpoints/metro_base/checkpoint_best.pt hf/metro_base
     metro-export-hf glue-ckpt/RTE/checkpoint_best.pt hf/metro_base-rte --spm-model data-bin/corpus/spm.model
+    metro-export-hf continued/checkpoint_last.pt hf/bert-domain --hf-tokenizer path/to/released-bert
+
+``--hf-tokenizer``: a model imported with ``metro-import-hf`` goes back with the released tokenizer, its
+embedding rows in the released ids.
 
 Checks, each fatal: strict key loading; fairseq vs transformers hidden states (and head outputs) on
 a padded batch, within 1e-4, before and after ``from_pretrained``; tokenizer ids equal to fairseq's
@@ -43,11 +47,15 @@ def _check(what: str, diffs: dict):
     return worst
 
 
-def build_hf_model(transformers, source, family: str):
+def build_hf_model(transformers, source, family: str, vocab=None):
+    """``vocab``: the released vocabulary (``--hf-tokenizer``) whose ids the embedding rows go back to."""
     cfg, n_labels = source.cfg, 2
     if source.head_kind == "classification":
         n_labels = source.head["out_proj.weight"].size(0)
-    config = hf_config(transformers, family, cfg, len(source.dictionary), n_labels, cfg.pooler_dropout)
+    vocab_size = max(vocab.hf_ids) + 1 if vocab else len(source.dictionary)
+    config = hf_config(transformers, family, cfg, vocab_size, n_labels, cfg.pooler_dropout)
+    if vocab:
+        config.pad_token_id, config.bos_token_id, config.eos_token_id = vocab.hf_ids[1], vocab.hf_ids[0], vocab.hf_ids[2]
     if source.head_kind == "classification":
         names = label_names(source.data_dir, n_labels)
         if names:
@@ -59,7 +67,11 @@ def build_hf_model(transformers, source, family: str):
         config.auto_map = {"AutoConfig": "configuration_metro.MetroEncoderConfig"}
         config.auto_map.update({auto: f"modeling_metro.{cls}" for auto, cls in zip(AUTO_CLASSES.values(), FAMILIES["metro"].classes)})
     model = _model_class(transformers, family, source.head_kind)(config)
-    state = convert(family, source.model.state_dict(), cfg.encoder_layers, source.head_kind, source.head)
+    sd = source.model.state_dict()
+    if vocab:
+        table = sd["embeddings.weight"]
+        sd["embeddings.weight"] = table.new_zeros(vocab_size, table.size(1)).index_copy(0, vocab.id_map(), table)
+    state = convert(family, sd, cfg.encoder_layers, source.head_kind, source.head)
     model.load_state_dict(state, strict=True)  # check 1: every tensor has exactly one home
     config.architectures = [type(model).__name__]
     return model.eval()
@@ -88,6 +100,33 @@ def write_tokenizer(transformers, source, spm_path, workdir, outdir, extra_lines
         if mismatch:
             raise ExportError(f"{type(tok).__name__} {mismatch}; pass --no-tokenizer to export the model alone")
     return type(reloaded).__name__, len(lines)
+
+
+def released_vocabulary(transformers, hf_dir: str, dictionary):
+    """(tokenizer, Vocabulary) of ``--hf-tokenizer``, refused unless it is the checkpoint's dictionary."""
+    from .vocabulary import vocabulary_of
+
+    if not os.path.isdir(hf_dir):
+        raise ExportError(f"--hf-tokenizer {hf_dir} is not a folder: give the transformers folder metro-import-hf read")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    vocab = vocabulary_of(tokenizer, max(tokenizer.get_vocab().values()) + 1)
+    if dictionary.symbols[4:-1] != vocab.symbols:
+        raise ExportError(f"the checkpoint's dictionary is not {hf_dir}'s vocabulary: give the folder the model was "
+                          "imported from (metro-import-hf), or export without --hf-tokenizer")
+    return tokenizer, vocab
+
+
+def write_released_tokenizer(transformers, tokenizer, vocab, outdir):
+    """The released tokenizer, checked (as saved and reloaded) to give the ids fairseq trained on."""
+    from .tokenizer import SAMPLE_LINES
+
+    tokenizer.save_pretrained(outdir)
+    for tok in (tokenizer, transformers.AutoTokenizer.from_pretrained(outdir)):
+        for line in SAMPLE_LINES:
+            if [vocab.hf_ids[i] for i in vocab.fairseq_ids(tok, line)] != tok(line)["input_ids"]:
+                raise ExportError(f"{type(tok).__name__} and dict.txt give other ids for {line[:40]!r}; "
+                                  "nothing was written")
+    return type(tokenizer).__name__, len(SAMPLE_LINES)
 
 
 def _default_permissions(folder):
@@ -127,18 +166,22 @@ def export(args):
     log(TOOL, f"{args.checkpoint}: {source.cfg.encoder_layers} layers x {source.cfg.encoder_embed_dim}, {head}")
     log(TOOL, f"class {FAMILIES[family].classes[0]} family: {why}")
 
+    released, vocab = (None, None)
+    if args.hf_tokenizer:
+        released, vocab = released_vocabulary(transformers, args.hf_tokenizer, source.dictionary)
     torch.manual_seed(0)
-    model = build_hf_model(transformers, source, family)
+    model = build_hf_model(transformers, source, family, vocab)
     ids, mask = sample_batch(source.dictionary, source.cfg.max_positions)
     ours = fairseq_outputs(source, ids)
+    hf_ids = vocab.id_map()[ids] if vocab else ids  # the same tokens under the released ids
     base = model if source.head_kind == "base" else getattr(model, model.base_model_prefix)
-    before = {"hidden": base(input_ids=ids, attention_mask=mask).last_hidden_state.detach()}
+    before = {"hidden": base(input_ids=hf_ids, attention_mask=mask).last_hidden_state.detach()}
     if source.head_kind != "base":
-        before.update(hf_outputs(model, ids, mask, source.head_kind))
+        before.update(hf_outputs(model, hf_ids, mask, source.head_kind))
     _check("before saving", max_difference(ours, before, mask))
 
-    spm_path = args.spm_model or find_data_file(source.data_dir, "spm.model")
-    if not args.no_tokenizer and not spm_path:
+    spm_path = None if released else args.spm_model or find_data_file(source.data_dir, "spm.model")
+    if not args.no_tokenizer and not spm_path and not released:
         raise ExportError("no SentencePiece model found in the checkpoint's data folder: pass --spm-model "
                           "DATA/spm.model (prepare_corpus.py writes it) or --no-tokenizer")
     if spm_path and not os.path.isfile(spm_path):
@@ -163,7 +206,10 @@ def export(args):
                 shutil.copy(os.path.join(HERE, name), tmp)
         remote = family == "metro"
         tok_note = "no tokenizer (--no-tokenizer)"
-        if not args.no_tokenizer:
+        if released is not None and not args.no_tokenizer:
+            cls, n = write_released_tokenizer(transformers, released, vocab, tmp)
+            tok_note = f"{cls} from {args.hf_tokenizer}: ids equal fairseq's on {n} lines"
+        elif not args.no_tokenizer:
             cls, n = write_tokenizer(transformers, source, spm_path, os.path.join(tmp, ".spm"), tmp, extra, remote)
             shutil.rmtree(os.path.join(tmp, ".spm"))
             tok_note = f"{cls}: ids equal fairseq's on {n} lines and {n // 2} sentence pairs"
@@ -175,7 +221,7 @@ def export(args):
             missing = [k for k in info.get("missing_keys") or [] if not (kind == "base" and k.startswith("pooler."))]
             if missing:
                 raise ExportError(f"{AUTO_CLASSES[kind]}.from_pretrained misses {sorted(missing)[0]}: nothing was written")
-            got = hf_outputs(loaded, ids, mask, kind)
+            got = hf_outputs(loaded, hf_ids, mask, kind)
             worst[kind] = _check(f"after {AUTO_CLASSES[kind]}.from_pretrained", max_difference(ours, got, mask))
         _default_permissions(tmp)
         if os.path.exists(outdir):
@@ -198,6 +244,8 @@ def parse_args(argv=None):
     p.add_argument("--spm-model", help="SentencePiece model of pretraining (default: DATA/spm.model)")
     p.add_argument("--head", help="which fine-tuned head to export when the checkpoint has several")
     p.add_argument("--sample-text", help="also check tokenizer ids on the first 200 lines of this text file")
+    p.add_argument("--hf-tokenizer", metavar="HF_DIR",
+                   help="the released folder a metro-import-hf model came from: its tokenizer and ids go back")
     p.add_argument("--no-tokenizer", action="store_true", help="export the model without a tokenizer")
     p.add_argument("--custom-code", action="store_true",
                    help="ship modeling_metro.py even where a stock class is exact")

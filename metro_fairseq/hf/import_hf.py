@@ -191,8 +191,9 @@ def import_hf(args):
         if args.generator_from == "lower-layers":
             state.update(generator_state(main, cfg, generator_depth(cfg)))
         model.load_state_dict(state, strict=True)
-        model_cfg = {"_name": "metro", **{k: (str(v) if not isinstance(v, (int, float, bool, type(None))) else v)
-                                          for k, v in asdict(cfg).items()}}
+        model_cfg = {k: (str(v) if not isinstance(v, (int, float, bool, type(None))) else v)
+                     for k, v in asdict(cfg).items()}
+        model_cfg["_name"] = "metro"
         # fairseq's own layout, as at update 0 (--finetune-from-model resets the optimizer and schedule anyway)
         checkpoint = {"cfg": {"model": model_cfg, "task": {"_name": "metro_pretraining", "data": out_dir}},
                       "model": model.state_dict(), "args": None, "last_optimizer_state": None,

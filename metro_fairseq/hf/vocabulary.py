@@ -32,6 +32,12 @@ class Vocabulary:
     hf_ids: List[int]  # tokenizer id of each dictionary index, <mask> (the last) included
     specials: dict  # fairseq special -> the tokenizer's token
 
+    def id_map(self):
+        """``hf_ids`` as a tensor: indexing it with fairseq ids gives the tokenizer's."""
+        import torch
+
+        return torch.tensor(self.hf_ids)
+
     def write_dict(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
             for i, symbol in enumerate(self.symbols):
