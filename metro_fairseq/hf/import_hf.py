@@ -44,6 +44,8 @@ def _refuse_inexact(config):
                 "table, as ELECTRA-small): the metro encoder normalises after the projection, not before")
     if kind == "mpnet" and config.relative_attention_num_buckets != 32:
         return f"MPNet with {config.relative_attention_num_buckets} buckets: the metro T5 bias matches MPNet at 32"
+    if kind == "mpnet" and config.pad_token_id != 1:  # transformers' MPNet counts positions past id 1, whatever pads
+        return f"MPNet with pad_token_id {config.pad_token_id}: transformers' MPNet treats id 1 as padding"
     if kind == "deberta-v2":
         pos_att = set(config.pos_att_type or [])
         v3 = (config.relative_attention and not config.position_biased_input and config.share_att_key

@@ -9,7 +9,8 @@ the embedding rows are permuted by it on import and back on export.
 - ``<s>`` is the tokenizer's ``cls_token`` (else ``bos_token``), ``</s>`` its ``sep_token`` (else
   ``eos_token``): the pair fairseq's tasks put around every sequence.
 - dict.txt holds every other token by its own string, so text split into the tokenizer's pieces
-  (``tokenizer.tokenize``) binarizes to the same ids with ``fairseq-preprocess --srcdict``.
+  (``tokenizer.tokenize``) binarizes to the same ids with ``fairseq-preprocess --srcdict``; a token that
+  is a fairseq special's string or holds whitespace keeps its row as ``<hf:ID>``.
 """
 from dataclasses import dataclass
 from typing import List
@@ -71,11 +72,10 @@ def vocabulary_of(tokenizer, vocab_size: int) -> Vocabulary:
     special_ids = {vocab[t] for t in specials.values()}
     if len(special_ids) != len(specials):
         raise HFImportError(f"the tokenizer's specials {specials} share ids: fairseq needs five distinct tokens")
-    symbols = [t for t, i in by_id if i not in special_ids]
-    clash = next((t for t in symbols if t in FAIRSEQ_SPECIALS or t == "<mask>" or not t or any(c.isspace() for c in t)),
-                 None)
-    if clash is not None:
-        raise HFImportError(f"the tokenizer's token {clash!r} is a fairseq special or holds whitespace, which "
-                           "dict.txt cannot carry: this vocabulary cannot be imported")
-    hf_ids = [vocab[specials[n]] for n in FAIRSEQ_SPECIALS] + [vocab[t] for t in symbols] + [vocab[specials["<mask>"]]]
+    others = [(t, i) for t, i in by_id if i not in special_ids]
+    # a token dict.txt cannot carry under its own string (MPNet's vocabulary has a plain "<unk>" beside its
+    # unk_token "[UNK]") keeps its row under a placeholder no text splits into
+    symbols = [f"<hf:{i}>" if t in FAIRSEQ_SPECIALS + ("<mask>",) or not t or any(c.isspace() for c in t) else t
+               for t, i in others]
+    hf_ids = [vocab[specials[n]] for n in FAIRSEQ_SPECIALS] + [i for _, i in others] + [vocab[specials["<mask>"]]]
     return Vocabulary(symbols, hf_ids, specials)
