@@ -1,0 +1,162 @@
+"""metro-import-hf: released transformers encoders of each family become metro checkpoints that compute the
+same hidden states on the released tokenizer's ids, continue pretraining with fairseq-train, and export
+back to the released ids. The transformers models are small, random and saved with save_pretrained."""
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, run
+from hf_fixtures import FAMILIES, SENTENCES, build_released
+
+IMPORT = [sys.executable, os.path.join(REPO, "scripts", "import_hf.py")]
+EXPORT = [sys.executable, os.path.join(REPO, "scripts", "export_hf.py")]
+
+
+def fairseq_ids(dictionary, tokenizer, line):
+    """What fairseq-preprocess (--srcdict dict.txt) and the tasks make of a line: <s> pieces </s>."""
+    pieces = " ".join(tokenizer.tokenize(line))
+    body = dictionary.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
+    return torch.cat([torch.tensor([dictionary.bos()]), body])
+
+
+def padded(rows, pad):
+    out = torch.full((len(rows), max(len(r) for r in rows)), pad, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.as_tensor(r)
+    return out
+
+
+def released_hidden(model, tokenizer, lines):
+    enc = tokenizer(lines, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    return hidden, enc["attention_mask"].bool(), enc["input_ids"]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_import_computes_the_released_model_and_exports_back(family, tmp_path):
+    import transformers
+
+    from metro_fairseq.hf.metro_checkpoint import load_source
+
+    released_dir = tmp_path / "released"
+    build_released(released_dir, family)
+    released = transformers.AutoModel.from_pretrained(released_dir).eval()  # the encoder of a head class too
+    tokenizer = transformers.AutoTokenizer.from_pretrained(released_dir)
+    result = run(IMPORT + [str(released_dir), str(tmp_path / "imported" / "model.pt")])
+    assert "continue pretraining with: --arch metro" in result.stdout
+
+    # independently of the tool's own check: the metro model on fairseq's ids, the released one on its own
+    source = load_source(str(tmp_path / "imported" / "model.pt"))
+    ours_ids = padded([fairseq_ids(source.dictionary, tokenizer, s) for s in SENTENCES], source.dictionary.pad())
+    theirs, mask, their_ids = released_hidden(released, tokenizer, SENTENCES)
+    with torch.no_grad():
+        ours = source.model.encode(ours_ids)
+    assert (ours[mask] - theirs[mask]).abs().max() < 1e-4
+
+    # back to transformers with the released tokenizer: the same model under the same ids
+    run(EXPORT + [str(tmp_path / "imported" / "model.pt"), str(tmp_path / "back"), "--hf-tokenizer", str(released_dir)])
+    back = transformers.AutoModel.from_pretrained(tmp_path / "back").eval()
+    back_tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "back")
+    again, again_mask, again_ids = released_hidden(back, back_tokenizer, SENTENCES)
+    assert torch.equal(again_ids, their_ids)
+    assert (again[mask] - theirs[mask]).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])  # WordPiece and SentencePiece
+def test_released_ids_round_trip_through_dict_txt(family, tmp_path):
+    """Every line's fairseq ids, mapped through the import's permutation, are the tokenizer's ids."""
+    import transformers
+
+    from fairseq.data import Dictionary
+
+    from metro_fairseq.hf.vocabulary import vocabulary_of
+
+    build_released(tmp_path / "released", family)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "released")
+    vocab = vocabulary_of(tokenizer, max(tokenizer.get_vocab().values()) + 1)
+    vocab.write_dict(tmp_path / "dict.txt")
+    dictionary = Dictionary.load(str(tmp_path / "dict.txt"))
+    dictionary.add_symbol("<mask>")
+    assert len(dictionary) == len(tokenizer.get_vocab()) == len(set(vocab.hf_ids))
+    assert dictionary.symbols[:4] == ["<s>", "<pad>", "</s>", "<unk>"]
+    for line in SENTENCES + ["unseen wordsxyz ÷ and 東京"]:
+        ours = [vocab.hf_ids[i] for i in fairseq_ids(dictionary, tokenizer, line).tolist()]
+        assert ours == tokenizer(line)["input_ids"], line
+    assert vocab.hf_ids[dictionary.index("<mask>")] == tokenizer.mask_token_id
+    assert vocab.hf_ids[dictionary.pad()] == tokenizer.pad_token_id
+
+
+def test_continued_pretraining_from_an_import_lowers_the_loss(wiki_text, tmp_path):
+    """import -> prepare_corpus --hf-tokenizer -> fairseq-train --finetune-from-model -> export back."""
+    from test_end_to_end import train_logs
+
+    build_released(tmp_path / "released", "bert")
+    result = run(IMPORT + [str(tmp_path / "released"), str(tmp_path / "imported" / "model.pt")])
+    flags = result.stdout.split("continue pretraining with: ")[1].split()
+    run([sys.executable, "scripts/prepare_corpus.py", "--train", str(wiki_text["train"]),
+         "--valid", str(wiki_text["valid"]), "--destdir", str(tmp_path / "bin"),
+         "--hf-tokenizer", str(tmp_path / "released"), "--workers", "1"])
+    assert (tmp_path / "bin" / "dict.txt").read_text() == (tmp_path / "imported" / "dict.txt").read_text()
+    train = run([sys.executable, "-m", "fairseq_cli.train", str(tmp_path / "bin"), "--user-dir", "metro_fairseq",
+                 "--task", "metro_pretraining", "--criterion", "metro", *flags,
+                 "--finetune-from-model", str(tmp_path / "imported" / "model.pt"), "--tokens-per-sample", "64",
+                 "--batch-size", "8", "--optimizer", "adam", "--lr", "1e-3", "--lr-scheduler", "polynomial_decay",
+                 "--warmup-updates", "2", "--total-num-update", "20", "--max-update", "20", "--log-interval", "5",
+                 "--log-format", "json", "--save-dir", str(tmp_path / "ckpt"), "--no-epoch-checkpoints",
+                 "--max-valid-steps", "2", "--cpu", "--num-workers", "0", "--seed", "3"])
+    logs = train_logs(train.stdout + train.stderr)
+    assert logs[20]["loss"] < logs[5]["loss"], logs
+    back = run(EXPORT + [str(tmp_path / "ckpt" / "checkpoint_last.pt"), str(tmp_path / "back"),
+                         "--hf-tokenizer", str(tmp_path / "released")])
+    assert "verified after reload" in back.stdout
+    with open(tmp_path / "back" / "config.json") as f:
+        assert json.load(f)["architectures"] == ["BertModel"]
+
+
+def _refusal(tmp_path, hf_dir, *extra):
+    out = tmp_path / "out" / "model.pt"
+    result = run(IMPORT + [str(hf_dir), str(out), *extra], check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and lines[-1].startswith("import_hf: error: "), result.stderr[-2000:]
+    assert not out.exists() and not (tmp_path / "out" / "dict.txt").exists()
+    return lines[-1]
+
+
+def test_refusals_in_one_line_with_nothing_written(tmp_path):
+    import transformers
+
+    bert = tmp_path / "bert"
+    build_released(bert, "bert")
+    # an unsupported architecture
+    gpt2 = tmp_path / "gpt2"
+    transformers.GPT2Model(transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(gpt2)
+    assert "model type 'gpt2' is not importable" in _refusal(tmp_path, gpt2)
+    # a config the metro encoder cannot compute exactly
+    relu = tmp_path / "relu"
+    build_released(relu, "bert", hidden_act="relu")
+    assert "hidden_act 'relu'" in _refusal(tmp_path, relu)
+    small_electra = tmp_path / "electra_small"
+    build_released(small_electra, "electra", embedding_size=16)
+    assert "embedding_size 16 differs from hidden_size 32" in _refusal(tmp_path, small_electra)
+    # a folder without weights
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((bert / "config.json").read_text())
+    assert "has no weights" in _refusal(tmp_path, no_weights)
+    # a vocabulary without a mask token
+    no_mask = tmp_path / "no_mask"
+    build_released(no_mask, "bert")
+    config = json.loads((no_mask / "tokenizer_config.json").read_text())
+    config["mask_token"] = None
+    (no_mask / "tokenizer_config.json").write_text(json.dumps(config))
+    assert "the tokenizer has no mask_token" in _refusal(tmp_path, no_mask)
+    # an existing OUT is kept
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.pt").write_text("keep")
+    result = run(IMPORT + [str(bert), str(tmp_path / "out" / "model.pt")], check=False)
+    assert result.stderr.strip().splitlines()[-1].startswith("import_hf: error: ") and "--force" in result.stderr
+    assert (tmp_path / "out" / "model.pt").read_text() == "keep"
