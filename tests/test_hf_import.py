@@ -90,16 +90,21 @@ def test_released_ids_round_trip_through_dict_txt(family, tmp_path):
     assert vocab.hf_ids[dictionary.pad()] == tokenizer.pad_token_id
 
 
-def test_continued_pretraining_from_an_import_lowers_the_loss(wiki_text, tmp_path):
-    """import -> prepare_corpus --hf-tokenizer -> fairseq-train --finetune-from-model -> export back."""
+def test_import_continue_finetune_export_sequence(wiki_text, tmp_path):
+    """docs/import.md's sequence: import -> prepare_corpus --hf-tokenizer -> fairseq-train --finetune-from-model
+    (loss falls) -> prepare_glue --hf-tokenizer -> fine-tune -> export the classifier with the released ids."""
+    import transformers
+
+    from glue_fixtures import write_glue
     from test_end_to_end import train_logs
 
-    build_released(tmp_path / "released", "bert")
-    result = run(IMPORT + [str(tmp_path / "released"), str(tmp_path / "imported" / "model.pt")])
+    released = tmp_path / "released"
+    build_released(released, "bert")
+    result = run(IMPORT + [str(released), str(tmp_path / "imported" / "model.pt")])
     flags = result.stdout.split("continue pretraining with: ")[1].split()
     run([sys.executable, "scripts/prepare_corpus.py", "--train", str(wiki_text["train"]),
          "--valid", str(wiki_text["valid"]), "--destdir", str(tmp_path / "bin"),
-         "--hf-tokenizer", str(tmp_path / "released"), "--workers", "1"])
+         "--hf-tokenizer", str(released), "--workers", "1"])
     assert (tmp_path / "bin" / "dict.txt").read_text() == (tmp_path / "imported" / "dict.txt").read_text()
     train = run([sys.executable, "-m", "fairseq_cli.train", str(tmp_path / "bin"), "--user-dir", "metro_fairseq",
                  "--task", "metro_pretraining", "--criterion", "metro", *flags,
@@ -110,11 +115,25 @@ def test_continued_pretraining_from_an_import_lowers_the_loss(wiki_text, tmp_pat
                  "--max-valid-steps", "2", "--cpu", "--num-workers", "0", "--seed", "3"])
     logs = train_logs(train.stdout + train.stderr)
     assert logs[20]["loss"] < logs[5]["loss"], logs
-    back = run(EXPORT + [str(tmp_path / "ckpt" / "checkpoint_last.pt"), str(tmp_path / "back"),
-                         "--hf-tokenizer", str(tmp_path / "released")])
+
+    write_glue(str(tmp_path / "glue"))
+    run([sys.executable, "scripts/prepare_glue.py", "--glue-dir", str(tmp_path / "glue"), "--tasks", "SST-2",
+         "--hf-tokenizer", str(released), "--dict", str(tmp_path / "bin" / "dict.txt"), "--destdir", str(tmp_path / "glue-bin")])
+    model_flags = run([sys.executable, "scripts/export_main_model.py", "--show-args",
+                       str(tmp_path / "ckpt" / "checkpoint_last.pt")]).stdout.split()
+    run([sys.executable, "-m", "fairseq_cli.train", str(tmp_path / "glue-bin" / "SST-2"), "--user-dir", "metro_fairseq",
+         "--task", "sentence_prediction", "--criterion", "sentence_prediction", "--num-classes", "2", *model_flags,
+         "--finetune-from-model", str(tmp_path / "ckpt" / "checkpoint_last.pt"), "--init-token", "0",
+         "--separator-token", "2", "--batch-size", "4", "--required-batch-size-multiple", "1", "--optimizer", "adam",
+         "--lr", "1e-4", "--max-update", "4", "--cpu", "--num-workers", "0", "--no-epoch-checkpoints",
+         "--save-dir", str(tmp_path / "sst2")])
+    back = run(EXPORT + [str(tmp_path / "sst2" / "checkpoint_last.pt"), str(tmp_path / "back"),
+                         "--hf-tokenizer", str(released)])
     assert "verified after reload" in back.stdout
-    with open(tmp_path / "back" / "config.json") as f:
-        assert json.load(f)["architectures"] == ["BertModel"]
+    config = transformers.AutoConfig.from_pretrained(tmp_path / "back")
+    assert config.architectures == ["BertForSequenceClassification"]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "back")
+    assert tokenizer(SENTENCES[0])["input_ids"] == transformers.AutoTokenizer.from_pretrained(released)(SENTENCES[0])["input_ids"]
 
 
 def _refusal(tmp_path, hf_dir, *extra):

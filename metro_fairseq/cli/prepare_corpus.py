@@ -89,18 +89,9 @@ def encode(prefix: str, src: str, dst: str) -> int:
 
 def hf_vocabulary(hf_dir: str, dict_path: str):
     """The released tokenizer of ``hf_dir`` and its vocabulary written as dict.txt."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import transformers
+    from ..hf.vocabulary import load_tokenizer, vocabulary_of
 
-    from ..hf.vocabulary import vocabulary_of
-
-    transformers.logging.set_verbosity_error()
-    if not os.path.isdir(hf_dir):
-        fail(TOOL, f"--hf-tokenizer {hf_dir} is not a folder: give the transformers folder metro-import-hf read")
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
-    except (OSError, ValueError, TypeError) as e:
-        fail(TOOL, f"--hf-tokenizer {hf_dir}: transformers cannot load a tokenizer from it ({type(e).__name__})")
+    tokenizer = load_tokenizer(hf_dir)
     vocab = vocabulary_of(tokenizer, max(tokenizer.get_vocab().values()) + 1)
     vocab.write_dict(dict_path)
     return tokenizer, len(vocab.symbols)

@@ -4,6 +4,9 @@ encoded with the SentencePiece model and dictionary of pretraining.
     metro-prepare-glue --glue-dir glue_data --spm-model data-bin/corpus/spm.model \
         --dict data-bin/corpus/dict.txt --destdir glue-bin [--tasks RTE MRPC ...]
 
+A model imported with ``metro-import-hf`` gives ``--hf-tokenizer HF_DIR`` (the released folder) instead of
+``--spm-model``, with the dict.txt the import wrote.
+
 writes ``DESTDIR/TASK/{input0,input1,label}`` (input1 only for sentence pairs). Classification labels
 are binarized with their own dictionary; STS-B scores are divided by 5 and written as
 ``label/{train,valid}.label`` text, as fairseq's regression mode reads them. MNLI's dev_mismatched
@@ -11,6 +14,7 @@ becomes the split ``valid1`` (evaluate it with ``--valid-subset valid,valid1``).
 """
 import argparse
 import csv
+import functools
 import os
 import tempfile
 
@@ -59,7 +63,8 @@ def binarize(src_prefix, dest, srcdict, splits, workers):
     fairseq_preprocess(dest, f"{src_prefix}.train", validpref, srcdict, workers, f" for {dest}")
 
 
-def prepare_task(task, args, sp):
+def prepare_task(task, args, pieces):
+    """``pieces``: text -> the tokenizer's pieces, as dict.txt spells them."""
     folder, header, inputs, label, files = TASKS[task]
     task_dir = os.path.join(args.glue_dir, folder)
     if not os.path.isdir(task_dir):
@@ -74,7 +79,7 @@ def prepare_task(task, args, sp):
             for i in range(len(inputs)):
                 with open(os.path.join(tmp, f"input{i}.{split}"), "w", encoding="utf-8") as out:
                     for row in rows:
-                        out.write(" ".join(sp.encode(row[i], out_type=str)) + "\n")
+                        out.write(" ".join(pieces(row[i])) + "\n")
             with open(os.path.join(tmp, f"label.{split}"), "w", encoding="utf-8") as out:
                 for row in rows:
                     out.write((f"{float(row[-1]) / 5.0}" if task in REGRESSION else row[-1]) + "\n")
@@ -94,23 +99,32 @@ def prepare_task(task, args, sp):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--glue-dir", required=True, help="folder holding the official GLUE task folders")
-    p.add_argument("--spm-model", required=True, help="SentencePiece model of pretraining (spm.model)")
+    tokenizer = p.add_mutually_exclusive_group(required=True)
+    tokenizer.add_argument("--spm-model", help="SentencePiece model of pretraining (spm.model)")
+    tokenizer.add_argument("--hf-tokenizer", metavar="HF_DIR",
+                           help="the released transformers folder of a metro-import-hf model: its tokenizer")
     p.add_argument("--dict", required=True, help="dict.txt of pretraining")
     p.add_argument("--destdir", required=True, help="output folder, one subfolder per task")
     p.add_argument("--tasks", nargs="+", default=None, choices=sorted(TASKS), help="default: every task found")
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
     for path, what in ((args.spm_model, "--spm-model"), (args.dict, "--dict")):
-        if not os.path.isfile(path):
+        if path is not None and not os.path.isfile(path):
             fail(TOOL, f"{what} {path} does not exist")
     if not os.path.isdir(args.glue_dir):
         fail(TOOL, f"--glue-dir {args.glue_dir} does not exist")
     tasks = args.tasks or [t for t, spec in TASKS.items() if os.path.isdir(os.path.join(args.glue_dir, spec[0]))]
     if not tasks:
         fail(TOOL, f"no GLUE task folder ({', '.join(TASKS)}) in {args.glue_dir}")
-    sp = load_sentencepiece(args.spm_model)
+    if args.hf_tokenizer:
+        from ..hf.vocabulary import load_tokenizer
+
+        pieces = load_tokenizer(args.hf_tokenizer).tokenize
+    else:
+        sp = load_sentencepiece(args.spm_model)
+        pieces = functools.partial(sp.encode, out_type=str)
     for task in tasks:
-        prepare_task(task, args, sp)
+        prepare_task(task, args, pieces)
 
 
 if __name__ == "__main__":

@@ -104,11 +104,9 @@ def write_tokenizer(transformers, source, spm_path, workdir, outdir, extra_lines
 
 def released_vocabulary(transformers, hf_dir: str, dictionary):
     """(tokenizer, Vocabulary) of ``--hf-tokenizer``, refused unless it is the checkpoint's dictionary."""
-    from .vocabulary import vocabulary_of
+    from .vocabulary import load_tokenizer, vocabulary_of
 
-    if not os.path.isdir(hf_dir):
-        raise ExportError(f"--hf-tokenizer {hf_dir} is not a folder: give the transformers folder metro-import-hf read")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    tokenizer = load_tokenizer(hf_dir)
     vocab = vocabulary_of(tokenizer, max(tokenizer.get_vocab().values()) + 1)
     if dictionary.symbols[4:-1] != vocab.symbols:
         raise ExportError(f"the checkpoint's dictionary is not {hf_dir}'s vocabulary: give the folder the model was "

@@ -19,7 +19,7 @@ from ..cli.messages import log, one_line_errors
 from .equivalence_check import TOLERANCE, max_difference, sample_batch
 from .layouts import from_hf
 from .tokenizer import SAMPLE_LINES
-from .vocabulary import HFImportError, vocabulary_of
+from .vocabulary import HFImportError, load_tokenizer, vocabulary_of
 
 TOOL = "import_hf"
 # model_type -> the FAMILIES layout its weights follow
@@ -93,11 +93,7 @@ def read_folder(transformers, hf_dir: str):
     problem = _refuse_inexact(config)
     if problem:
         raise HFImportError(f"{problem}; nothing was written")
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
-    except (OSError, ValueError, TypeError) as e:
-        raise HFImportError(f"{hf_dir} has no tokenizer transformers can load ({type(e).__name__}): the import "
-                            "needs its vocabulary (vocab.txt, tokenizer.json or a SentencePiece model)")
+    tokenizer = load_tokenizer(hf_dir, "HF_DIR")
     model = transformers.AutoModel.from_pretrained(hf_dir).float().eval()
     return config, model, tokenizer
 

@@ -50,6 +50,23 @@ class Vocabulary:
         return [0] + [index.get(p, 3) for p in tokenizer.tokenize(line)] + [2]
 
 
+def load_tokenizer(hf_dir: str, option: str = "--hf-tokenizer"):
+    """The tokenizer of a transformers folder (from disk, never the hub), refused in one line."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    if not os.path.isdir(hf_dir):
+        raise HFImportError(f"{option} {hf_dir} is not a folder: give the transformers folder metro-import-hf read")
+    try:
+        return transformers.AutoTokenizer.from_pretrained(hf_dir)
+    except (OSError, ValueError, TypeError) as e:
+        raise HFImportError(f"{option} {hf_dir}: transformers cannot load a tokenizer from it ({type(e).__name__}); "
+                            "it needs vocab.txt, tokenizer.json or a SentencePiece model")
+
+
 def special_tokens(tokenizer) -> dict:
     found = {}
     for name, attributes in SPECIAL_SOURCES.items():
