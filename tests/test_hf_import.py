@@ -119,6 +119,10 @@ def test_import_continue_finetune_export_sequence(wiki_text, tmp_path):
     write_glue(str(tmp_path / "glue"))
     run([sys.executable, "scripts/prepare_glue.py", "--glue-dir", str(tmp_path / "glue"), "--tasks", "SST-2",
          "--hf-tokenizer", str(released), "--dict", str(tmp_path / "bin" / "dict.txt"), "--destdir", str(tmp_path / "glue-bin")])
+    probe = run([sys.executable, "scripts/probe_checkpoint.py", str(tmp_path / "ckpt" / "checkpoint_last.pt"),
+                 "--task-dir", str(tmp_path / "glue" / "SST-2"), "--hf-tokenizer", str(released),
+                 "--data", str(tmp_path / "bin"), "--sizes", "all", "--seeds", "1"])
+    assert "area under the learning curve" in probe.stdout
     model_flags = run([sys.executable, "scripts/export_main_model.py", "--show-args",
                        str(tmp_path / "ckpt" / "checkpoint_last.pt")]).stdout.split()
     run([sys.executable, "-m", "fairseq_cli.train", str(tmp_path / "glue-bin" / "SST-2"), "--user-dir", "metro_fairseq",

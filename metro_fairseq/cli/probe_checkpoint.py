@@ -42,6 +42,8 @@ def main(argv=None):
     p.add_argument("--seeds-large", type=int, default=3, help="subsets per size above 1000 labels")
     p.add_argument("--max-length", type=int, default=256, help="tokens per text, <s> included (longer texts are cut)")
     p.add_argument("--random-init", action="store_true", help="probe the same architecture, untrained")
+    p.add_argument("--hf-tokenizer", metavar="HF_DIR",
+                   help="a metro-import-hf model's released folder: split texts with its tokenizer (no spm.model)")
     features = p.add_mutually_exclusive_group()
     features.add_argument("--layer", type=int, help="mean-pool the states after this layer (0: the input "
                                                     "embeddings; default: the last layer)")
@@ -59,7 +61,8 @@ def main(argv=None):
         train_x, train_y = read_labelled_tsv(os.path.join(args.task_dir, "train.tsv"))
         dev_x, dev_y = read_labelled_tsv(os.path.join(args.task_dir, "dev.tsv"))
         sizes = parse_sizes(args.sizes, len(train_x))
-        model, vocab, spm_path, kind = load_main_model(args.checkpoint, args.data, args.random_init)
+        model, vocab, spm_path, kind = load_main_model(args.checkpoint, args.data, args.random_init,
+                                                     hf_tokenizer=args.hf_tokenizer)
         check_layer(model, kind, args.layer)
     except FileNotFoundError as e:
         fail(TOOL, f"{e.filename} does not exist: --task-dir must hold train.tsv and dev.tsv (SST-2 layout)")

@@ -5,6 +5,7 @@ Text is encoded the way the checkpoint was trained: with the SentencePiece model
 its data directory (``cfg.task.data``, or ``data_dir``), ``<s>`` prepended and ``</s>`` appended as
 ``prepare_glue.py`` + ``sentence_prediction --init-token 0`` do.
 """
+import functools
 import os
 from typing import List, Optional
 
@@ -15,9 +16,11 @@ class ProbeError(ValueError):
     """A problem with the checkpoint or its data directory, worded for the user."""
 
 
-def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init: bool = False, seed: int = 1):
-    """(model, dictionary, spm_model_path, kind). ``random_init`` builds the same architecture
-    untrained (seeded) instead of loading the weights."""
+def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init: bool = False, seed: int = 1,
+                    hf_tokenizer: Optional[str] = None):
+    """(model, dictionary, tokenizer path, kind). ``random_init`` builds the same architecture untrained
+    (seeded) instead of loading the weights. The tokenizer is DATA/spm.model, or ``hf_tokenizer``: the
+    released transformers folder of a ``metro-import-hf`` model."""
     from .. import plugin
 
     plugin.install()  # the model's registration, the loader's safe globals
@@ -40,8 +43,8 @@ def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init
     if not OmegaConf.is_config(cfg):
         cfg = OmegaConf.create(cfg)
     data_dir = data_dir or cfg.task.data.split(":")[0]
-    spm_path = os.path.join(data_dir, "spm.model")
-    for path in (os.path.join(data_dir, "dict.txt"), spm_path):
+    spm_path = hf_tokenizer or os.path.join(data_dir, "spm.model")
+    for path in [os.path.join(data_dir, "dict.txt")] + ([] if hf_tokenizer else [spm_path]):
         if not os.path.isfile(path):
             raise ProbeError(f"{path} is missing: pass --data DIR, the prepare_corpus.py output the checkpoint was trained on")
     OmegaConf.set_struct(cfg, False)
@@ -64,13 +67,20 @@ def load_main_model(checkpoint: str, data_dir: Optional[str] = None, random_init
     return model.eval(), task.source_dictionary, spm_path, kind
 
 
-def encode_texts(texts: List[str], dictionary, spm_path: str, max_length: int) -> List[torch.Tensor]:
-    import sentencepiece as spm
+def encode_texts(texts: List[str], dictionary, tokenizer_path: str, max_length: int) -> List[torch.Tensor]:
+    """``<s>`` pieces ``</s>`` through the dictionary, cut to ``max_length``; ``tokenizer_path``: a
+    SentencePiece model, or a released transformers folder (``load_main_model``'s ``hf_tokenizer``)."""
+    if os.path.isdir(tokenizer_path):
+        from ..hf.vocabulary import load_tokenizer
 
-    sp = spm.SentencePieceProcessor(model_file=spm_path)
+        pieces = load_tokenizer(tokenizer_path).tokenize
+    else:
+        import sentencepiece as spm
+
+        pieces = functools.partial(spm.SentencePieceProcessor(model_file=tokenizer_path).encode, out_type=str)
     out = []
     for text in texts:
-        line = " ".join(sp.encode(text, out_type=str))
+        line = " ".join(pieces(text))
         ids = dictionary.encode_line(line, append_eos=True, add_if_not_exist=False).long()
         ids = torch.cat([ids.new_tensor([dictionary.bos()]), ids])
         out.append(ids[:max_length] if ids.numel() > max_length else ids)

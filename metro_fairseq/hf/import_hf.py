@@ -179,6 +179,7 @@ def import_hf(args):
 
         cfg.embedding_sharing = "gdes"
         cfg.generator_layers = args.generator_layers or max(1, cfg.encoder_layers // 2)
+        cfg.allow_deep_generator = cfg.generator_layers >= cfg.encoder_layers  # asked for: a copy of the encoder
         if args.generator_from == "fresh" and args.generator_embed_dim:
             cfg.generator_embed_dim = args.generator_embed_dim
         check_config(cfg, with_generator=True)
@@ -189,15 +190,12 @@ def import_hf(args):
         if args.generator_from == "lower-layers":
             state.update(generator_state(main, cfg, generator_depth(cfg)))
         model.load_state_dict(state, strict=True)
-        model_cfg = {k: (str(v) if not isinstance(v, (int, float, bool, type(None))) else v)
-                     for k, v in asdict(cfg).items()}
-        model_cfg["_name"] = "metro"
-        # fairseq's own layout, as at update 0 (--finetune-from-model resets the optimizer and schedule anyway)
-        checkpoint = {"cfg": {"model": model_cfg, "task": {"_name": "metro_pretraining", "data": out_dir}},
-                      "model": model.state_dict(), "args": None, "last_optimizer_state": None,
+        checkpoint = {"cfg": fairseq_config(cfg, out_dir), "model": model.state_dict(), "args": None,
+                      "last_optimizer_state": None,  # fairseq's own layout at update 0
                       "optimizer_history": [{"criterion_name": "MetroCriterion", "optimizer_name": None,
                                              "lr_scheduler_state": {}, "num_updates": 0}],
                       "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}}}
+        model_cfg = checkpoint["cfg"]["model"]
         torch.save(checkpoint, out + ".partial")
         os.replace(out + ".partial", out)
         os.replace(tmp_dict, dict_path)
@@ -212,6 +210,21 @@ def import_hf(args):
     log(TOOL, f"wrote {args.output} and {dict_path}")
     log(TOOL, f"continue pretraining with: {continue_flags(model_cfg)}")
     return cfg
+
+
+def fairseq_config(cfg, data: str) -> dict:
+    """The whole config a fairseq checkpoint carries (plain containers, interpolations resolved), with
+    ``cfg`` as the model and the metro_pretraining task reading ``data`` (where dict.txt is)."""
+    from fairseq.dataclass.configs import FairseqConfig
+    from omegaconf import OmegaConf
+
+    from ..tasks.metro_pretraining import MetroPretrainingConfig
+
+    full = OmegaConf.to_container(OmegaConf.structured(FairseqConfig(task=MetroPretrainingConfig(data=data),
+                                                                     model=cfg)), resolve=True,
+                                   enum_to_str=True)
+    full["task"]["_name"], full["model"]["_name"] = "metro_pretraining", "metro"
+    return full
 
 
 def continue_flags(model_cfg: dict) -> str:
