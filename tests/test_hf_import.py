@@ -141,11 +141,11 @@ def test_import_continue_finetune_export_sequence(wiki_text, tmp_path):
 
 
 def _refusal(tmp_path, hf_dir, *extra):
-    out = tmp_path / "out" / "model.pt"
+    out = tmp_path / "refused" / "model.pt"
     result = run(IMPORT + [str(hf_dir), str(out), *extra], check=False)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and lines[-1].startswith("import_hf: error: "), result.stderr[-2000:]
-    assert not out.exists() and not (tmp_path / "out" / "dict.txt").exists()
+    assert not out.exists() and not (tmp_path / "refused" / "dict.txt").exists()
     return lines[-1]
 
 
@@ -177,9 +177,33 @@ def test_refusals_in_one_line_with_nothing_written(tmp_path):
     config["mask_token"] = None
     (no_mask / "tokenizer_config.json").write_text(json.dumps(config))
     assert "the tokenizer has no mask_token" in _refusal(tmp_path, no_mask)
-    # an existing OUT is kept
+    # a width for the lower layers, which keep the main model's
+    assert "add --generator-from fresh" in _refusal(tmp_path, bert, "--generator-embed-dim", "16")
+    # another import's dict.txt in OUT's folder
     (tmp_path / "out").mkdir()
+    run(IMPORT + [str(bert), str(tmp_path / "out" / "bert.pt")])
+    roberta = tmp_path / "roberta"
+    build_released(roberta, "roberta")
+    result = run(IMPORT + [str(roberta), str(tmp_path / "out" / "roberta.pt")], check=False)
+    assert result.stderr.strip().splitlines()[-1].startswith("import_hf: error: ") and "another vocabulary" in result.stderr
+    assert not (tmp_path / "out" / "roberta.pt").exists()
+    # an existing OUT is kept
     (tmp_path / "out" / "model.pt").write_text("keep")
     result = run(IMPORT + [str(bert), str(tmp_path / "out" / "model.pt")], check=False)
     assert result.stderr.strip().splitlines()[-1].startswith("import_hf: error: ") and "--force" in result.stderr
     assert (tmp_path / "out" / "model.pt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("generator_from", ["lower-layers", "fresh"])
+def test_generator_from_the_lower_layers_or_fresh(generator_from, tmp_path):
+    from fairseq import checkpoint_utils
+
+    build_released(tmp_path / "released", "bert", num_hidden_layers=4)
+    run(IMPORT + [str(tmp_path / "released"), str(tmp_path / "out" / "model.pt"), "--generator-from", generator_from])
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / "out" / "model.pt"))
+    sd, cfg = state["model"], state["cfg"]["model"]
+    assert cfg["generator_layers"] == 2 and cfg["embedding_sharing"] == "gdes"
+    assert not any(k.startswith("generator.layers.2.") for k in sd)
+    copies = [torch.equal(sd[f"generator.layers.{i}.fc1.weight"], sd[f"encoder.layers.{i}.fc1.weight"]) for i in (0, 1)]
+    assert copies == ([True, True] if generator_from == "lower-layers" else [False, False])
+    assert torch.equal(sd["embeddings.delta"], torch.zeros_like(sd["embeddings.delta"]))

@@ -57,7 +57,7 @@ def _refuse_inexact(config):
     return None
 
 
-def metro_config(config, layer_norm_eps=None):
+def metro_config(config):
     """The MetroConfig computing ``config``'s encoder (pretraining options left to the caller)."""
     from ..models.metro_config import MetroConfig
 
@@ -105,7 +105,7 @@ def main_state(config, hf_state: dict, vocab, offset: int, max_positions: int) -
     return {k: v.detach().float().clone() for k, v in state.items()}
 
 
-def generator_state(main: dict, cfg, layers: int) -> dict:
+def generator_state(main: dict, layers: int) -> dict:
     """GDES's generator as the main model's lower ``layers`` layers (same width, same embeddings,
     positions and position biases): it starts as a trained encoder instead of the unigram plateau."""
     out = {}
@@ -118,7 +118,8 @@ def generator_state(main: dict, cfg, layers: int) -> dict:
     return out
 
 
-def check_equal(state, cfg, dictionary, hf_model, vocab, what: str) -> float:
+def check_equal(state, cfg, dictionary, hf_model, vocab) -> float:
+    """Max abs difference of the imported main model's hidden states from the transformers model's."""
     import torch
 
     from ..models.metro import MetroModel
@@ -133,7 +134,7 @@ def check_equal(state, cfg, dictionary, hf_model, vocab, what: str) -> float:
         theirs = {"hidden": hf_model(input_ids=hf_ids, attention_mask=mask).last_hidden_state}
     worst = max(max_difference(ours, theirs, mask).values())
     if not worst <= TOLERANCE:  # also NaN
-        raise HFImportError(f"{what}: hidden states differ from transformers' by {worst:.2e} (> {TOLERANCE:g}); "
+        raise HFImportError(f"the imported main model's hidden states differ from transformers' by {worst:.2e} (> {TOLERANCE:g}); "
                             "nothing was written")
     return worst
 
@@ -150,12 +151,14 @@ def import_hf(args):
     from metro_fairseq import plugin
 
     plugin.install()
-    from ..models.metro import MetroModel
-    from ..models.metro_config import check_config, generator_depth
+    from ..models.metro_config import generator_depth
 
     out = os.path.abspath(args.output)
     if os.path.exists(out) and not args.force:
         raise HFImportError(f"{args.output} exists: choose another OUT or pass --force")
+    if args.generator_embed_dim and args.generator_from != "fresh":
+        raise HFImportError("--generator-embed-dim sets a fresh generator's width: add --generator-from fresh "
+                            "(the lower layers keep the main model's)")
     config, hf_model, tokenizer = read_folder(transformers, args.hf_dir)
     vocab = vocabulary_of(tokenizer, config.vocab_size)
     cfg, offset = metro_config(config)
@@ -167,29 +170,20 @@ def import_hf(args):
     dict_path = os.path.join(out_dir, "dict.txt")
     tmp_dict = dict_path + ".partial"
     vocab.write_dict(tmp_dict)
+    if os.path.exists(dict_path) and not args.force and open(dict_path).read() != open(tmp_dict).read():
+        os.remove(tmp_dict)
+        raise HFImportError(f"{dict_path} holds another vocabulary: write OUT into its own folder or pass --force")
     try:
         dictionary = Dictionary.load(tmp_dict)
         dictionary.add_symbol("<mask>")  # the tasks add it last
         main = main_state(config, hf_model.state_dict(), vocab, offset, cfg.max_positions)
-        worst = check_equal(main, cfg, dictionary, hf_model, vocab, "the imported main model")
+        worst = check_equal(main, cfg, dictionary, hf_model, vocab)
         for line in SAMPLE_LINES:
             ours = [vocab.hf_ids[i] for i in vocab.fairseq_ids(tokenizer, line)]
             if ours != tokenizer(line)["input_ids"]:
                 raise HFImportError(f"line {line[:40]!r}: dict.txt and the tokenizer give other ids; nothing was written")
 
-        cfg.embedding_sharing = "gdes"
-        cfg.generator_layers = args.generator_layers or max(1, cfg.encoder_layers // 2)
-        cfg.allow_deep_generator = cfg.generator_layers >= cfg.encoder_layers  # asked for: a copy of the encoder
-        if args.generator_from == "fresh" and args.generator_embed_dim:
-            cfg.generator_embed_dim = args.generator_embed_dim
-        check_config(cfg, with_generator=True)
-        torch.manual_seed(args.seed)
-        model = MetroModel(cfg, dictionary, with_generator=True)
-        state = model.state_dict()
-        state.update(main)
-        if args.generator_from == "lower-layers":
-            state.update(generator_state(main, cfg, generator_depth(cfg)))
-        model.load_state_dict(state, strict=True)
+        model = pretraining_model(cfg, dictionary, main, args)
         checkpoint = {"cfg": fairseq_config(cfg, out_dir), "model": model.state_dict(), "args": None,
                       "last_optimizer_state": None,  # fairseq's own layout at update 0
                       "optimizer_history": [{"criterion_name": "MetroCriterion", "optimizer_name": None,
@@ -210,6 +204,28 @@ def import_hf(args):
     log(TOOL, f"wrote {args.output} and {dict_path}")
     log(TOOL, f"continue pretraining with: {continue_flags(model_cfg)}")
     return cfg
+
+
+def pretraining_model(cfg, dictionary, main: dict, args):
+    """The METRO model around the imported main model: GDES sharing, a generator, fresh heads."""
+    import torch
+
+    from ..models.metro import MetroModel
+    from ..models.metro_config import check_config, generator_depth
+
+    cfg.embedding_sharing = "gdes"
+    cfg.generator_layers = args.generator_layers or max(1, cfg.encoder_layers // 2)
+    cfg.allow_deep_generator = cfg.generator_layers >= cfg.encoder_layers  # asked for: a copy of the encoder
+    cfg.generator_embed_dim = args.generator_embed_dim
+    check_config(cfg, with_generator=True)
+    torch.manual_seed(args.seed)
+    model = MetroModel(cfg, dictionary, with_generator=True)
+    state = model.state_dict()
+    state.update(main)
+    if args.generator_from == "lower-layers":
+        state.update(generator_state(main, generator_depth(cfg)))
+    model.load_state_dict(state, strict=True)
+    return model
 
 
 def fairseq_config(cfg, data: str) -> dict:
