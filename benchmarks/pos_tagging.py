@@ -275,7 +275,7 @@ def report(args, probes, base, tuned):
           f"{args.seeds}\n\nmachine: {results['machine']}\n")
     print("| arm | layer | " + " | ".join(f"n = {n}" for n in args.sizes) + " | area | unseen words, "
           + " / ".join(f"n = {n}" for n in args.sizes) + " |")
-    print("|---|---|" + "---|" * (len(args.sizes) * 2 + 1))
+    print("|---|---|" + "---|" * (len(args.sizes) + 2))
     for arm, scores in probes.items():
         layers = sorted({k[2] for k in scores})
         by_layer = {layer: {n: median([scores[n, s, layer]["all"] for s in args.seeds]) for n in args.sizes}
