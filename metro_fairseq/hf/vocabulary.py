@@ -12,6 +12,7 @@ the embedding rows are permuted by it on import and back on export.
   (``tokenizer.tokenize``) binarizes to the same ids with ``fairseq-preprocess --srcdict``; a token that
   is a fairseq special's string or holds whitespace keeps its row as ``<hf:ID>``.
 """
+import os
 from dataclasses import dataclass
 from typing import List
 
@@ -52,8 +53,6 @@ class Vocabulary:
 
 def load_tokenizer(hf_dir: str, option: str = "--hf-tokenizer"):
     """The tokenizer of a transformers folder (from disk, never the hub), refused in one line."""
-    import os
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import transformers
 
@@ -73,7 +72,7 @@ def special_tokens(tokenizer) -> dict:
         token = next((getattr(tokenizer, a) for a in attributes if getattr(tokenizer, a, None)), None)
         if token is None:
             raise HFImportError(f"the tokenizer has no {' or '.join(attributes)}, which fairseq's {name} needs: "
-                               "set it in the folder's tokenizer_config.json / special_tokens_map.json")
+                                "set it in the folder's tokenizer_config.json / special_tokens_map.json")
         found[name] = str(token)
     return found
 
@@ -84,7 +83,7 @@ def vocabulary_of(tokenizer, vocab_size: int) -> Vocabulary:
     by_id = sorted(vocab.items(), key=lambda kv: kv[1])
     if by_id[-1][1] >= vocab_size:
         raise HFImportError(f"the tokenizer's token {by_id[-1][0]!r} has id {by_id[-1][1]}, beyond the model's "
-                           f"{vocab_size} embedding rows: the tokenizer does not belong to this model")
+                            f"{vocab_size} embedding rows: the tokenizer does not belong to this model")
     specials = special_tokens(tokenizer)
     special_ids = {vocab[t] for t in specials.values()}
     if len(special_ids) != len(specials):
