@@ -77,7 +77,7 @@ def test_released_ids_round_trip_through_dict_txt(family, tmp_path):
 
     build_released(tmp_path / "released", family)
     tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "released")
-    vocab = vocabulary_of(tokenizer, max(tokenizer.get_vocab().values()) + 1)
+    vocab = vocabulary_of(tokenizer)
     vocab.write_dict(tmp_path / "dict.txt")
     dictionary = Dictionary.load(str(tmp_path / "dict.txt"))
     dictionary.add_symbol("<mask>")

@@ -92,7 +92,7 @@ def hf_vocabulary(hf_dir: str, dict_path: str):
     from ..hf.vocabulary import load_tokenizer, vocabulary_of
 
     tokenizer = load_tokenizer(hf_dir)
-    vocab = vocabulary_of(tokenizer, max(tokenizer.get_vocab().values()) + 1)
+    vocab = vocabulary_of(tokenizer)
     vocab.write_dict(dict_path)
     return tokenizer, len(vocab.symbols)
 

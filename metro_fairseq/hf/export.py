@@ -107,7 +107,7 @@ def released_vocabulary(transformers, hf_dir: str, dictionary):
     from .vocabulary import load_tokenizer, vocabulary_of
 
     tokenizer = load_tokenizer(hf_dir)
-    vocab = vocabulary_of(tokenizer, max(tokenizer.get_vocab().values()) + 1)
+    vocab = vocabulary_of(tokenizer)
     if dictionary.symbols[4:-1] != vocab.symbols:
         raise ExportError(f"the checkpoint's dictionary is not {hf_dir}'s vocabulary: give the folder the model was "
                           "imported from (metro-import-hf), or export without --hf-tokenizer")

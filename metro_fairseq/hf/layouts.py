@@ -173,7 +173,7 @@ def to_hf(family: str, sd: dict, num_layers: int, p: str = "") -> dict:
             out.update(zip(theirs, (part.clone() for part in sd[ours].chunk(3, dim=0))))
         else:
             out[theirs] = sd[ours]
-    if family in ("metro", "deberta_v2"):
+    if family == "deberta_v2":  # no absolute positions
         return out
     positions = sd["encoder.embed_positions.weight"]
     offset = FAMILIES[family].position_offset

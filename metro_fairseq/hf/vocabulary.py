@@ -12,9 +12,10 @@ the embedding rows are permuted by it on import and back on export.
   (``tokenizer.tokenize``) binarizes to the same ids with ``fairseq-preprocess --srcdict``; a token that
   is a fairseq special's string or holds whitespace keeps its row as ``<hf:ID>``.
 """
+import functools
 import os
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 from ..errors import MetroError
 
@@ -45,10 +46,14 @@ class Vocabulary:
             for i, symbol in enumerate(self.symbols):
                 f.write(f"{symbol} {len(self.symbols) - i}\n")  # counts only order; the tokenizer's is kept
 
+    @functools.cached_property
+    def index(self) -> dict:
+        """dict.txt symbol -> dictionary index."""
+        return {s: i + len(FAIRSEQ_SPECIALS) for i, s in enumerate(self.symbols)}
+
     def fairseq_ids(self, tokenizer, line: str) -> List[int]:
         """What fairseq trains on for ``line``: ``<s>`` + the pieces through dict.txt + ``</s>``."""
-        index = {s: i + len(FAIRSEQ_SPECIALS) for i, s in enumerate(self.symbols)}
-        return [0] + [index.get(p, 3) for p in tokenizer.tokenize(line)] + [2]
+        return [0] + [self.index.get(p, 3) for p in tokenizer.tokenize(line)] + [2]
 
 
 def load_tokenizer(hf_dir: str, option: str = "--hf-tokenizer"):
@@ -77,11 +82,12 @@ def special_tokens(tokenizer) -> dict:
     return found
 
 
-def vocabulary_of(tokenizer, vocab_size: int) -> Vocabulary:
-    """The fairseq dictionary of ``tokenizer``; ``vocab_size``: the embedding table's rows."""
+def vocabulary_of(tokenizer, vocab_size: Optional[int] = None) -> Vocabulary:
+    """The fairseq dictionary of ``tokenizer``; ``vocab_size``: the embedding table's rows, checked to hold
+    every token when given."""
     vocab = tokenizer.get_vocab()
     by_id = sorted(vocab.items(), key=lambda kv: kv[1])
-    if by_id[-1][1] >= vocab_size:
+    if vocab_size is not None and by_id[-1][1] >= vocab_size:
         raise HFImportError(f"the tokenizer's token {by_id[-1][0]!r} has id {by_id[-1][1]}, beyond the model's "
                             f"{vocab_size} embedding rows: the tokenizer does not belong to this model")
     specials = special_tokens(tokenizer)
