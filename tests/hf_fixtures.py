@@ -61,8 +61,9 @@ def build_tokenizer(transformers, folder, kind):
     return transformers.DebertaV2Tokenizer.from_pretrained(folder)
 
 
-def build_released(folder, family, seed=0, **config_overrides):
-    """A ``family`` model of 2 layers x 32 with its tokenizer, saved into ``folder``; returns the model."""
+def build_released(folder, family, seed=0, model_class=None, **config_overrides):
+    """A ``family`` model of 2 layers x 32 with its tokenizer, saved into ``folder``; returns the model.
+    ``model_class``: another transformers class of the family (ELECTRA's generator: ``ElectraForMaskedLM``)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     import transformers
@@ -81,7 +82,7 @@ def build_released(folder, family, seed=0, **config_overrides):
         config["embedding_size"] = 32
     config.update(config_overrides)
     torch.manual_seed(seed)
-    model = getattr(transformers, class_name)(getattr(transformers, config_name)(**config))
+    model = getattr(transformers, model_class or class_name)(getattr(transformers, config_name)(**config))
     with torch.no_grad():  # away from the initialisation's zero biases and unit norms, so a swap shows
         for name, p in model.named_parameters():
             if "LayerNorm" in name or name.endswith("bias"):

@@ -207,3 +207,78 @@ def test_generator_from_the_lower_layers_or_fresh(generator_from, tmp_path):
     copies = [torch.equal(sd[f"generator.layers.{i}.fc1.weight"], sd[f"encoder.layers.{i}.fc1.weight"]) for i in (0, 1)]
     assert copies == ([True, True] if generator_from == "lower-layers" else [False, False])
     assert torch.equal(sd["embeddings.delta"], torch.zeros_like(sd["embeddings.delta"]))
+
+
+def build_electra_generator(folder, **overrides):
+    """ELECTRA's generator shape: the discriminator's embedding width (32), a narrower body (16) behind a projection."""
+    config = dict(hidden_size=16, num_attention_heads=2, intermediate_size=32, **overrides)
+    return build_released(folder, "electra", seed=1, model_class="ElectraForMaskedLM", **config)
+
+
+def test_electra_released_generator_imports_exactly_and_continues(wiki_text, tmp_path):
+    """--generator: ELECTRA's released generator becomes the metro generator (logits equal transformers'), the
+    discriminator's table is the generator's plus GDES's delta, and fairseq-train continues from it."""
+    import transformers
+
+    from fairseq import checkpoint_utils
+    from fairseq.data import Dictionary
+
+    from metro_fairseq.models.metro import MetroModel
+    from metro_fairseq.models.metro_config import config_from_checkpoint
+
+    build_released(tmp_path / "disc", "electra")
+    generator = build_electra_generator(tmp_path / "gen")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "disc")
+    result = run(IMPORT + [str(tmp_path / "disc"), str(tmp_path / "imported" / "model.pt"), "--generator", str(tmp_path / "gen")])
+    assert "its MLM logits within" in result.stdout
+    flags = result.stdout.split("continue pretraining with: ")[1].split()
+    assert "--generator-project-after-norm" in flags and "--generator-embed-dim" in flags
+
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / "imported" / "model.pt"))
+    dictionary = Dictionary.load(str(tmp_path / "imported" / "dict.txt"))
+    dictionary.add_symbol("<mask>")
+    model = MetroModel(config_from_checkpoint(state["cfg"]["model"]), dictionary, with_generator=True)
+    model.load_state_dict(state["model"], strict=True)
+    model.eval()
+    ids = padded([fairseq_ids(dictionary, tokenizer, s) for s in SENTENCES], dictionary.pad())
+    enc = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.generator(model.embeddings.embed_generator(ids), model.padding_mask(ids))
+        ours = model.generator_head(hidden, model.embeddings.generator_weight())
+        theirs = generator(**enc).logits
+    mask = enc["attention_mask"].bool()
+    specials = {"[CLS]": "<s>", "[PAD]": "<pad>", "[SEP]": "</s>", "[UNK]": "<unk>", "[MASK]": "<mask>"}
+    by_id = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    index = torch.tensor([dictionary.index(specials.get(t, t)) for t, _ in by_id])  # released token -> our id
+    hf_ids = torch.tensor([i for _, i in by_id])  # (a fixture token listed twice leaves an unused row)
+    assert (ours[mask][:, index] - theirs[mask][:, hf_ids]).abs().max() < 1e-4
+    released_table = generator.electra.embeddings.word_embeddings.weight
+    assert torch.equal(model.embeddings.weight[index], released_table[hf_ids])
+    assert model.embeddings.delta.abs().max() > 0  # the discriminator's own table differs in this fixture
+
+    run([sys.executable, "scripts/prepare_corpus.py", "--train", str(wiki_text["train"]), "--valid",
+         str(wiki_text["valid"]), "--destdir", str(tmp_path / "bin"), "--hf-tokenizer", str(tmp_path / "disc"),
+         "--workers", "1"])
+    train = run([sys.executable, "-m", "fairseq_cli.train", str(tmp_path / "bin"), "--user-dir", "metro_fairseq",
+                 "--task", "metro_pretraining", "--criterion", "metro", *flags,
+                 "--finetune-from-model", str(tmp_path / "imported" / "model.pt"), "--tokens-per-sample", "64",
+                 "--batch-size", "8", "--optimizer", "adam", "--lr", "1e-3", "--max-update", "20", "--log-interval",
+                 "5", "--log-format", "json", "--save-dir", str(tmp_path / "ckpt"), "--no-epoch-checkpoints",
+                 "--max-valid-steps", "2", "--cpu", "--num-workers", "0", "--seed", "3"])
+    from test_end_to_end import train_logs
+
+    logs = train_logs(train.stdout + train.stderr)
+    assert logs[20]["loss"] < logs[5]["loss"], logs
+
+
+def test_electra_generator_refusals(tmp_path):
+    build_released(tmp_path / "disc", "electra")
+    build_released(tmp_path / "bert", "bert")
+    build_electra_generator(tmp_path / "gen")
+    build_electra_generator(tmp_path / "wide_table", embedding_size=16)
+    gen = ["--generator", str(tmp_path / "gen")]
+    assert "leave out --generator-from" in _refusal(tmp_path, tmp_path / "disc", *gen, "--generator-layers", "1")
+    assert "for an ELECTRA discriminator" in _refusal(tmp_path, tmp_path / "bert", *gen)
+    assert "it is not a generator" in _refusal(tmp_path, tmp_path / "disc", "--generator", str(tmp_path / "disc"))
+    assert "embedding_size 16 differs from the main model's 32" in _refusal(
+        tmp_path, tmp_path / "disc", "--generator", str(tmp_path / "wide_table"))

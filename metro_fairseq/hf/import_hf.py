@@ -4,18 +4,21 @@ checkpoint, verified before it is written.
     metro-import-hf path/to/bert-folder imported/bert.pt [--generator-from lower-layers --generator-layers 6]
 
 The folder (config, weights, tokenizer) loads with ``from_pretrained`` from disk, never the hub. OUT
-holds the main model (the released weights), a generator and fresh RTD / generator heads, so
+holds the main model (the released weights), a generator (ELECTRA's released one with ``--generator``, else
+built from the released model) and fresh RTD head, so
 ``fairseq-train --task metro_pretraining --finetune-from-model OUT`` continues pretraining with the
 flags the tool prints; dict.txt (the released vocabulary, specials moved to fairseq's ids) is
-written beside OUT. Families: BERT, ELECTRA (discriminator), RoBERTa / XLM-R, RoBERTa-PreLayerNorm,
-MPNet, DeBERTa-v2/v3. Checks, each fatal: the main model's hidden states equal the transformers
-model's within 1e-4 on a padded batch; the tokenizer's ids equal fairseq's on sample lines.
+written beside OUT. Families: BERT, ELECTRA (discriminator, and generator), RoBERTa / XLM-R,
+RoBERTa-PreLayerNorm, MPNet, DeBERTa-v2/v3. Checks, each fatal: the main model's hidden states (and a
+released generator's logits) equal the transformers model's within 1e-4 on a padded batch; the
+tokenizer's ids equal fairseq's on sample lines.
 """
 import argparse
 import os
 from dataclasses import asdict
 
 from ..cli.messages import log, one_line_errors
+from . import electra_generator
 from .equivalence_check import TOLERANCE, max_difference, sample_batch
 from .layouts import from_hf
 from .tokenizer import SAMPLE_LINES
@@ -118,20 +121,14 @@ def generator_state(main: dict, layers: int) -> dict:
     return out
 
 
-def check_equal(state, cfg, dictionary, hf_model, vocab) -> float:
-    """Max abs difference of the imported main model's hidden states from the transformers model's."""
+def check_equal(model, dictionary, hf_model, vocab) -> float:
+    """Max abs difference of the metro model's main hidden states from the transformers model's."""
     import torch
 
-    from ..models.metro import MetroModel
-
-    main = MetroModel(cfg, dictionary, with_generator=False)
-    main.load_state_dict({**state, "dictionary_fingerprint": main.dictionary_fingerprint}, strict=True)
-    main.float().eval()
-    ids, mask = sample_batch(dictionary, cfg.max_positions)
-    hf_ids = torch.tensor(vocab.hf_ids)[ids]
+    ids, mask = sample_batch(dictionary, model.cfg.max_positions)
     with torch.no_grad():
-        ours = {"hidden": main.encode(ids)}
-        theirs = {"hidden": hf_model(input_ids=hf_ids, attention_mask=mask).last_hidden_state}
+        ours = {"hidden": model.encode(ids)}
+        theirs = {"hidden": hf_model(input_ids=vocab.id_map()[ids], attention_mask=mask).last_hidden_state}
     worst = max(max_difference(ours, theirs, mask).values())
     if not worst <= TOLERANCE:  # also NaN
         raise HFImportError(f"the imported main model's hidden states differ from transformers' by {worst:.2e} (> {TOLERANCE:g}); "
@@ -156,11 +153,20 @@ def import_hf(args):
     out = os.path.abspath(args.output)
     if os.path.exists(out) and not args.force:
         raise HFImportError(f"{args.output} exists: choose another OUT or pass --force")
+    if args.generator and (args.generator_from or args.generator_layers or args.generator_embed_dim):
+        raise HFImportError("--generator gives the generator whole: leave out --generator-from, --generator-layers "
+                            "and --generator-embed-dim")
     if args.generator_embed_dim and args.generator_from != "fresh":
         raise HFImportError("--generator-embed-dim sets a fresh generator's width: add --generator-from fresh "
                             "(the lower layers keep the main model's)")
     config, hf_model, tokenizer = read_folder(transformers, args.hf_dir)
     vocab = vocabulary_of(tokenizer, config.vocab_size)
+    released_generator = None
+    if args.generator:
+        if config.model_type != "electra":
+            raise HFImportError(f"--generator takes ELECTRA's generator, for an ELECTRA discriminator; HF_DIR is "
+                                f"{config.model_type!r}")
+        released_generator = electra_generator.read_generator(transformers, args.generator, config, vocab)
     cfg, offset = metro_config(config)
     log(TOOL, f"{args.hf_dir}: {config.model_type} ({type(hf_model).__name__}), {cfg.encoder_layers} layers x "
               f"{cfg.encoder_embed_dim}, {len(vocab.hf_ids)} tokens, specials {vocab.specials}")
@@ -177,13 +183,14 @@ def import_hf(args):
         dictionary = Dictionary.load(tmp_dict)
         dictionary.add_symbol("<mask>")  # the tasks add it last
         main = main_state(config, hf_model.state_dict(), vocab, offset, cfg.max_positions)
-        worst = check_equal(main, cfg, dictionary, hf_model, vocab)
+        model = pretraining_model(cfg, dictionary, main, args, released_generator, vocab)
+        worst = check_equal(model, dictionary, hf_model, vocab)
+        if released_generator:
+            gen_worst = electra_generator.check_generator(model, dictionary, released_generator[1], vocab)
         for line in SAMPLE_LINES:
             ours = [vocab.hf_ids[i] for i in vocab.fairseq_ids(tokenizer, line)]
             if ours != tokenizer(line)["input_ids"]:
                 raise HFImportError(f"line {line[:40]!r}: dict.txt and the tokenizer give other ids; nothing was written")
-
-        model = pretraining_model(cfg, dictionary, main, args)
         checkpoint = {"cfg": fairseq_config(cfg, out_dir), "model": model.state_dict(), "args": None,
                       "last_optimizer_state": None,  # fairseq's own layout at update 0
                       "optimizer_history": [{"criterion_name": "MetroCriterion", "optimizer_name": None,
@@ -197,8 +204,10 @@ def import_hf(args):
         for leftover in (tmp_dict, out + ".partial"):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    gen = (f"{generator_depth(cfg)} lower layers of the main model" if args.generator_from == "lower-layers"
-           else f"{generator_depth(cfg)} fresh layers")
+    gen = {"lower-layers": f"{generator_depth(cfg)} lower layers of the main model",
+           "fresh": f"{generator_depth(cfg)} fresh layers"}.get(args.generator_from)
+    if released_generator:
+        gen = f"{args.generator}, its MLM logits within {gen_worst:.1e} of transformers'"
     log(TOOL, f"verified: hidden states within {worst:.1e} of transformers'; tokenizer ids equal on "
               f"{len(SAMPLE_LINES)} lines; generator: {gen}")
     log(TOOL, f"wrote {args.output} and {dict_path}")
@@ -206,26 +215,34 @@ def import_hf(args):
     return cfg
 
 
-def pretraining_model(cfg, dictionary, main: dict, args):
-    """The METRO model around the imported main model: GDES sharing, a generator, fresh heads."""
+def pretraining_model(cfg, dictionary, main: dict, args, released_generator=None, vocab=None):
+    """The METRO model around the imported main model: GDES sharing, a generator (ELECTRA's released one,
+    the main model's lower layers, or fresh), fresh RTD head."""
     import torch
 
     from ..models.metro import MetroModel
     from ..models.metro_config import check_config, generator_depth
 
     cfg.embedding_sharing = "gdes"
-    cfg.generator_layers = args.generator_layers or max(1, cfg.encoder_layers // 2)
-    cfg.allow_deep_generator = cfg.generator_layers >= cfg.encoder_layers  # asked for: a copy of the encoder
-    cfg.generator_embed_dim = args.generator_embed_dim
+    if released_generator:
+        for key, value in electra_generator.generator_options(released_generator[0], cfg.encoder_embed_dim).items():
+            setattr(cfg, key, value)
+    else:
+        cfg.generator_layers = args.generator_layers or max(1, cfg.encoder_layers // 2)
+        cfg.generator_embed_dim = args.generator_embed_dim
+    cfg.allow_deep_generator = cfg.generator_layers >= cfg.encoder_layers  # asked for: a copy, or ELECTRA's 12 of 12
     check_config(cfg, with_generator=True)
     torch.manual_seed(args.seed)
     model = MetroModel(cfg, dictionary, with_generator=True)
     state = model.state_dict()
     state.update(main)
-    if args.generator_from == "lower-layers":
+    if released_generator:
+        state.update(electra_generator.generator_state(*released_generator, vocab, cfg.max_positions))
+        state["embeddings.delta"] = main["embeddings.weight"] - state["embeddings.weight"]  # the main table again
+    elif args.generator_from == "lower-layers":
         state.update(generator_state(main, generator_depth(cfg)))
     model.load_state_dict(state, strict=True)
-    return model
+    return model.float().eval()
 
 
 def fairseq_config(cfg, data: str) -> dict:
@@ -260,14 +277,19 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("hf_dir", help="transformers folder: config.json, weights (safetensors or bin), tokenizer files")
     p.add_argument("output", help="metro checkpoint to write (dict.txt goes beside it)")
-    p.add_argument("--generator-from", choices=["lower-layers", "fresh"], default="lower-layers",
+    p.add_argument("--generator", metavar="HF_DIR",
+                   help="ELECTRA's released generator (ElectraForMaskedLM folder), imported with the discriminator")
+    p.add_argument("--generator-from", choices=["lower-layers", "fresh"],
                    help="the generator: the main model's lower layers at full width (GDES shares the embeddings; "
-                        "the default: it starts past the unigram plateau) or fresh layers")
+                        "the default without --generator: it starts past the unigram plateau) or fresh layers")
     p.add_argument("--generator-layers", type=int, help="generator depth (default: half the main model's layers)")
     p.add_argument("--generator-embed-dim", type=int, help="with --generator-from fresh: its width (default: the main model's)")
     p.add_argument("--seed", type=int, default=1, help="initialisation of the fresh heads (and fresh generator)")
     p.add_argument("--force", action="store_true", help="replace an existing OUT")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.generator:
+        args.generator_from = args.generator_from or "lower-layers"
+    return args
 
 
 @one_line_errors(TOOL)

@@ -76,8 +76,9 @@ class MetroModel(BaseFairseqModel):
                 generator_depth(cfg),
                 cfg.generator_attention_heads or max(1, int(cfg.encoder_attention_heads * ratio)),
                 cfg.generator_dropout, cfg.generator_dropout, cfg.generator_dropout,
+                project_after_norm=cfg.generator_project_after_norm,
             )
-            self.generator_head = GeneratorHead(gen_dim, dim, len(dictionary))
+            self.generator_head = GeneratorHead(gen_dim, dim, len(dictionary), cfg.layer_norm_eps)
             self.sampling_temperature = SamplingTemperatureSchedule(
                 cfg.sampling_temperature, cfg.sampling_temperature_start, cfg.sampling_temperature_anneal_updates,
                 cfg.sampling_temperature_anneal, cfg.sampling_temperature_release_bits, len(dictionary),
@@ -97,7 +98,8 @@ class MetroModel(BaseFairseqModel):
         if cfg.generator_lr_scale != 1.0 and with_generator:
             parameter_groups.apply_generator_lr_scale(self, cfg.generator_lr_scale)
 
-    def _build_encoder(self, dim, ffn_dim, layers, heads, dropout, attention_dropout, activation_dropout):
+    def _build_encoder(self, dim, ffn_dim, layers, heads, dropout, attention_dropout, activation_dropout,
+                       project_after_norm=False):
         cfg = self.cfg
         return TransformerEncoder(
             input_dim=cfg.encoder_embed_dim,
@@ -118,6 +120,7 @@ class MetroModel(BaseFairseqModel):
             max_relative_positions=cfg.max_relative_positions,
             pos_att_type=cfg.pos_att_type,
             layer_norm_eps=cfg.layer_norm_eps,
+            project_after_norm=project_after_norm,
         )
 
     def _scale_residual_projections(self):

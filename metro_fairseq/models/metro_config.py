@@ -83,6 +83,12 @@ class MetroConfig(FairseqDataclass):
     generator_attention_heads: Optional[int] = field(
         default=None, metadata=pretraining_only("generator heads; default scales with the generator width")
     )
+    generator_project_after_norm: bool = field(
+        default=False,
+        metadata=pretraining_only("a narrower generator adds its positions and normalises at the embeddings' width, "
+                                  "then projects to its own (ELECTRA's layout; set by metro-import-hf --generator); "
+                                  "default: it projects first"),
+    )
     generator_dropout: float = field(default=0.0, metadata=pretraining_only("dropout (all kinds) inside the generator"))
     allow_deep_generator: bool = field(
         default=False, metadata=pretraining_only("permit a generator as deep as or deeper than the main model")

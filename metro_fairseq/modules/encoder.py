@@ -48,15 +48,20 @@ class TransformerEncoder(nn.Module):
         max_relative_positions: int = 512,
         pos_att_type: str = "c2p+p2c",
         layer_norm_eps: float = 1e-5,
+        project_after_norm: bool = False,
     ):
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
             raise ValueError(f"--attention-type {attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}")
         disentangled = attention_type == "disentangled"
-        # a narrower encoder (ELECTRA-style generator) reads the shared embeddings through a projection
+        # a narrower encoder (ELECTRA-style generator) reads the shared embeddings through a projection:
+        # by default before positions and LayerNorm, at its own width; with project_after_norm after them,
+        # at the embeddings' width (ELECTRA's own layout, so its released generators import exactly)
         self.input_proj = nn.Linear(input_dim, embed_dim) if input_dim != embed_dim else None
-        self.embed_positions = None if disentangled else nn.Embedding(max_positions, embed_dim)
-        self.embed_layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
+        self.project_after_norm = project_after_norm and self.input_proj is not None
+        norm_dim = input_dim if self.project_after_norm else embed_dim
+        self.embed_positions = None if disentangled else nn.Embedding(max_positions, norm_dim)
+        self.embed_layer_norm = LayerNorm(norm_dim, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
         self.relative_bias = None  # the T5 bias belongs to standard attention only
         if not disentangled and relative_position_buckets > 0:
@@ -96,13 +101,17 @@ class TransformerEncoder(nn.Module):
                 f"sequence of {seq_len} tokens exceeds max_positions={self.max_positions}; "
                 "lower --tokens-per-sample or train with a larger --max-positions"
             )
-        x = token_embeddings if self.input_proj is None else self.input_proj(token_embeddings)
+        x = token_embeddings
+        if self.input_proj is not None and not self.project_after_norm:
+            x = self.input_proj(x)
         if self.embed_positions is not None:
             x = x + self.embed_positions(torch.arange(seq_len, device=x.device))
         x = self.embed_layer_norm(x)
         if perturbation is not None:
             x = perturbation(x)
         x = self.dropout(x)
+        if self.project_after_norm:
+            x = self.input_proj(x)
         attn_bias = self.attention_bias(padding_mask, x.dtype)
         positions = () if self.relative_embedding is None else self.relative_embedding(seq_len)
         for layer in self.layers:

@@ -10,10 +10,10 @@ CLASSIFIER_POOLING = ("first", "mean")
 class GeneratorHead(nn.Module):
     """Generator MLM head: dense -> GELU -> LayerNorm -> projection tied to the embeddings + bias."""
 
-    def __init__(self, hidden_dim: int, embed_dim: int, vocab_size: int):
+    def __init__(self, hidden_dim: int, embed_dim: int, vocab_size: int, layer_norm_eps: float = 1e-5):
         super().__init__()
         self.dense = nn.Linear(hidden_dim, embed_dim)
-        self.layer_norm = LayerNorm(embed_dim)
+        self.layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 
     def forward(self, x: torch.Tensor, embedding_weight: torch.Tensor) -> torch.Tensor:
