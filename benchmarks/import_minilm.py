@@ -21,6 +21,7 @@ Resumable: finished steps are skipped; an interrupted run continues from its che
 """
 import argparse
 import json
+import logging
 import os
 import sys
 import zipfile
@@ -139,6 +140,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--plot", default=os.path.join(se.REPO, "docs", "benchmarks", "import_minilm.png"))
     args = p.parse_args()
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     args.out = os.path.abspath(args.out)
     released = released_folder(args.out)
     raw = se.fetch_tasks(argparse.Namespace(out=os.path.join(se.REPO, "outputs", "bench", "sample_efficiency")))

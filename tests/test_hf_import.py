@@ -36,6 +36,22 @@ def released_hidden(model, tokenizer, lines):
     return hidden, enc["attention_mask"].bool(), enc["input_ids"]
 
 
+def load_pretraining_model(ckpt_dir):
+    """The whole imported model (generator included) from OUT's folder."""
+    from fairseq import checkpoint_utils
+    from fairseq.data import Dictionary
+
+    from metro_fairseq.models.metro import MetroModel
+    from metro_fairseq.models.metro_config import config_from_checkpoint
+
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(ckpt_dir / "model.pt"))
+    dictionary = Dictionary.load(str(ckpt_dir / "dict.txt"))
+    dictionary.add_symbol("<mask>")
+    model = MetroModel(config_from_checkpoint(state["cfg"]["model"]), dictionary, with_generator=True)
+    model.load_state_dict(state["model"], strict=True)
+    return model.eval(), dictionary
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_import_computes_the_released_model_and_exports_back(family, tmp_path):
     import transformers
@@ -220,12 +236,6 @@ def test_electra_released_generator_imports_exactly_and_continues(wiki_text, tmp
     discriminator's table is the generator's plus GDES's delta, and fairseq-train continues from it."""
     import transformers
 
-    from fairseq import checkpoint_utils
-    from fairseq.data import Dictionary
-
-    from metro_fairseq.models.metro import MetroModel
-    from metro_fairseq.models.metro_config import config_from_checkpoint
-
     build_released(tmp_path / "disc", "electra")
     generator = build_electra_generator(tmp_path / "gen")
     tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "disc")
@@ -234,12 +244,7 @@ def test_electra_released_generator_imports_exactly_and_continues(wiki_text, tmp
     flags = result.stdout.split("continue pretraining with: ")[1].split()
     assert "--generator-project-after-norm" in flags and "--generator-embed-dim" in flags
 
-    state = checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / "imported" / "model.pt"))
-    dictionary = Dictionary.load(str(tmp_path / "imported" / "dict.txt"))
-    dictionary.add_symbol("<mask>")
-    model = MetroModel(config_from_checkpoint(state["cfg"]["model"]), dictionary, with_generator=True)
-    model.load_state_dict(state["model"], strict=True)
-    model.eval()
+    model, dictionary = load_pretraining_model(tmp_path / "imported")
     ids = padded([fairseq_ids(dictionary, tokenizer, s) for s in SENTENCES], dictionary.pad())
     enc = tokenizer(SENTENCES, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -282,3 +287,32 @@ def test_electra_generator_refusals(tmp_path):
     assert "it is not a generator" in _refusal(tmp_path, tmp_path / "disc", "--generator", str(tmp_path / "disc"))
     assert "embedding_size 16 differs from the main model's 32" in _refusal(
         tmp_path, tmp_path / "disc", "--generator", str(tmp_path / "wide_table"))
+
+
+@pytest.mark.parametrize("family,model_class", [("bert", "BertForMaskedLM"), ("roberta", "RobertaForMaskedLM")])
+def test_lower_layers_generator_takes_the_released_mlm_head(family, model_class, tmp_path):
+    """BERT's cls.predictions and RoBERTa's lm_head become the generator head: a generator of all the layers
+    then computes the released ForMaskedLM logits; a folder of the base model gives a fresh head."""
+    import transformers
+
+    released = build_released(tmp_path / "released", family, model_class=model_class)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "released")
+    result = run(IMPORT + [str(tmp_path / "released"), str(tmp_path / "out" / "model.pt"), "--generator-layers", "2"])
+    assert "the released MLM head" in result.stdout
+    model, dictionary = load_pretraining_model(tmp_path / "out")
+    ids = padded([fairseq_ids(dictionary, tokenizer, s) for s in SENTENCES], dictionary.pad())
+    enc = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    hf_of_ours = torch.tensor([tokenizer.convert_tokens_to_ids(
+        {"<s>": tokenizer.cls_token, "<pad>": tokenizer.pad_token, "</s>": tokenizer.sep_token,
+         "<unk>": tokenizer.unk_token, "<mask>": tokenizer.mask_token}.get(s, s)) for s in dictionary.symbols])
+    with torch.no_grad():
+        hidden = model.generator(model.embeddings.embed_generator(ids), model.padding_mask(ids))
+        ours = model.generator_head(hidden, model.embeddings.generator_weight())
+        theirs = released(**enc).logits
+    mask = enc["attention_mask"].bool()
+    assert (ours[mask] - theirs[mask][:, hf_of_ours]).abs().max() < 1e-4
+
+    base = tmp_path / "base"
+    build_released(base, "roberta")  # RobertaModel: no head in the folder
+    result = run(IMPORT + [str(base), str(tmp_path / "base_out" / "model.pt")])
+    assert "a fresh head (the folder has no MLM head)" in result.stdout

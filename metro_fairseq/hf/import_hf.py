@@ -21,6 +21,7 @@ from ..cli.messages import log, one_line_errors
 from . import electra_generator
 from .equivalence_check import TOLERANCE, max_difference, sample_batch
 from .layouts import from_hf
+from .released_mlm_head import released_mlm_head
 from .tokenizer import SAMPLE_LINES
 from .vocabulary import HFImportError, load_tokenizer, vocabulary_of
 
@@ -184,6 +185,11 @@ def import_hf(args):
         dictionary.add_symbol("<mask>")  # the tasks add it last
         main = main_state(config, hf_model.state_dict(), vocab, offset, cfg.max_positions)
         model = pretraining_model(cfg, dictionary, main, args, released_generator, vocab)
+        head = None
+        if args.generator_from == "lower-layers":
+            head = released_mlm_head(args.hf_dir, vocab, main["embeddings.weight"])
+            if head:
+                model.generator_head.load_state_dict({k[len("generator_head."):]: v for k, v in head.items()})
         worst = check_equal(model, dictionary, hf_model, vocab)
         if released_generator:
             gen_worst = electra_generator.check_generator(model, dictionary, released_generator[1], vocab)
@@ -204,7 +210,8 @@ def import_hf(args):
         for leftover in (tmp_dict, out + ".partial"):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    gen = {"lower-layers": f"{generator_depth(cfg)} lower layers of the main model",
+    gen = {"lower-layers": f"{generator_depth(cfg)} lower layers of the main model, "
+                           + ("the released MLM head" if head else "a fresh head (the folder has no MLM head)"),
            "fresh": f"{generator_depth(cfg)} fresh layers"}.get(args.generator_from)
     if released_generator:
         gen = f"{args.generator}, its MLM logits within {gen_worst:.1e} of transformers'"
