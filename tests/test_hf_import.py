@@ -106,17 +106,12 @@ def test_released_ids_round_trip_through_dict_txt(family, tmp_path):
     assert vocab.hf_ids[dictionary.pad()] == tokenizer.pad_token_id
 
 
-def test_import_continue_finetune_export_sequence(wiki_text, tmp_path):
-    """docs/import.md's sequence: import -> prepare_corpus --hf-tokenizer -> fairseq-train --finetune-from-model
-    (loss falls) -> prepare_glue --hf-tokenizer -> fine-tune -> export the classifier with the released ids."""
-    import transformers
-
-    from glue_fixtures import write_glue
+def import_and_continue(released, tmp_path, wiki_text, *import_flags):
+    """metro-import-hf, prepare_corpus --hf-tokenizer, then 20 updates of fairseq-train with the printed flags
+    from the import; returns the training log's {update: stats} (the loss must fall)."""
     from test_end_to_end import train_logs
 
-    released = tmp_path / "released"
-    build_released(released, "bert")
-    result = run(IMPORT + [str(released), str(tmp_path / "imported" / "model.pt")])
+    result = run(IMPORT + [str(released), str(tmp_path / "imported" / "model.pt"), *import_flags])
     flags = result.stdout.split("continue pretraining with: ")[1].split()
     run([sys.executable, "scripts/prepare_corpus.py", "--train", str(wiki_text["train"]),
          "--valid", str(wiki_text["valid"]), "--destdir", str(tmp_path / "bin"),
@@ -131,6 +126,19 @@ def test_import_continue_finetune_export_sequence(wiki_text, tmp_path):
                  "--max-valid-steps", "2", "--cpu", "--num-workers", "0", "--seed", "3"])
     logs = train_logs(train.stdout + train.stderr)
     assert logs[20]["loss"] < logs[5]["loss"], logs
+    return result.stdout
+
+
+def test_import_continue_finetune_export_sequence(wiki_text, tmp_path):
+    """docs/import.md's sequence: import -> prepare_corpus --hf-tokenizer -> fairseq-train --finetune-from-model
+    (loss falls) -> prepare_glue --hf-tokenizer -> fine-tune -> export the classifier with the released ids."""
+    import transformers
+
+    from glue_fixtures import write_glue
+
+    released = tmp_path / "released"
+    build_released(released, "bert")
+    import_and_continue(released, tmp_path, wiki_text)
 
     write_glue(str(tmp_path / "glue"))
     run([sys.executable, "scripts/prepare_glue.py", "--glue-dir", str(tmp_path / "glue"), "--tasks", "SST-2",
@@ -239,9 +247,9 @@ def test_electra_released_generator_imports_exactly_and_continues(wiki_text, tmp
     build_released(tmp_path / "disc", "electra")
     generator = build_electra_generator(tmp_path / "gen")
     tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "disc")
-    result = run(IMPORT + [str(tmp_path / "disc"), str(tmp_path / "imported" / "model.pt"), "--generator", str(tmp_path / "gen")])
-    assert "its MLM logits within" in result.stdout
-    flags = result.stdout.split("continue pretraining with: ")[1].split()
+    stdout = import_and_continue(tmp_path / "disc", tmp_path, wiki_text, "--generator", str(tmp_path / "gen"))
+    assert "its MLM logits within" in stdout
+    flags = stdout.split("continue pretraining with: ")[1].split()
     assert "--generator-project-after-norm" in flags and "--generator-embed-dim" in flags
 
     model, dictionary = load_pretraining_model(tmp_path / "imported")
@@ -261,19 +269,30 @@ def test_electra_released_generator_imports_exactly_and_continues(wiki_text, tmp
     assert torch.equal(model.embeddings.weight[index], released_table[hf_ids])
     assert model.embeddings.delta.abs().max() > 0  # the discriminator's own table differs in this fixture
 
-    run([sys.executable, "scripts/prepare_corpus.py", "--train", str(wiki_text["train"]), "--valid",
-         str(wiki_text["valid"]), "--destdir", str(tmp_path / "bin"), "--hf-tokenizer", str(tmp_path / "disc"),
-         "--workers", "1"])
-    train = run([sys.executable, "-m", "fairseq_cli.train", str(tmp_path / "bin"), "--user-dir", "metro_fairseq",
-                 "--task", "metro_pretraining", "--criterion", "metro", *flags,
-                 "--finetune-from-model", str(tmp_path / "imported" / "model.pt"), "--tokens-per-sample", "64",
-                 "--batch-size", "8", "--optimizer", "adam", "--lr", "1e-3", "--max-update", "20", "--log-interval",
-                 "5", "--log-format", "json", "--save-dir", str(tmp_path / "ckpt"), "--no-epoch-checkpoints",
-                 "--max-valid-steps", "2", "--cpu", "--num-workers", "0", "--seed", "3"])
-    from test_end_to_end import train_logs
 
-    logs = train_logs(train.stdout + train.stderr)
-    assert logs[20]["loss"] < logs[5]["loss"], logs
+@pytest.mark.parametrize("family", ["roberta", "roberta_prelayernorm", "mpnet", "deberta_v2"])  # BERT, ELECTRA: above
+def test_each_family_continues_and_exports_what_it_learned(family, wiki_text, tmp_path):
+    """Import -> 20 updates of continued pretraining (loss falls) -> export with the released tokenizer: the
+    transformers model computes the continued model's hidden states on the released ids."""
+    import transformers
+
+    from metro_fairseq.hf.metro_checkpoint import load_source
+
+    build_released(tmp_path / "released", family)
+    import_and_continue(tmp_path / "released", tmp_path, wiki_text)
+    continued = str(tmp_path / "ckpt" / "checkpoint_last.pt")
+    run(EXPORT + [continued, str(tmp_path / "back"), "--hf-tokenizer", str(tmp_path / "released")])
+    source = load_source(continued)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "back")
+    ids = padded([fairseq_ids(source.dictionary, tokenizer, s) for s in SENTENCES], source.dictionary.pad())
+    back = transformers.AutoModel.from_pretrained(tmp_path / "back").eval()
+    theirs, mask, _ = released_hidden(back, tokenizer, SENTENCES)
+    with torch.no_grad():
+        ours = source.model.encode(ids)
+    assert (ours[mask] - theirs[mask]).abs().max() < 1e-4
+    released = transformers.AutoModel.from_pretrained(tmp_path / "released").eval()
+    before, _, _ = released_hidden(released, tokenizer, SENTENCES)
+    assert (before[mask] - theirs[mask]).abs().max() > 1e-2  # it learned something
 
 
 def test_electra_generator_refusals(tmp_path):
