@@ -10,6 +10,9 @@ analytic FLOPs, then probed on BBC topics and POS tagging.
 - metro: the same weights as a metro checkpoint (benchmarks/roberta_to_metro.py: exact main model, GDES,
   a generator of its lower 2 layers starting with its LM head), continued with RTD + CLM (weights 50 / 1)
   at sampling temperature 1.
+- metro_release (``--arms``): metro with the self-releasing temperature schedule of metro_cpu_small (T = 3
+  until the generator is 0.5 bits under the unigram entropy, then a cosine to 1 over 500 updates): on a
+  generator already past the plateau it should release at once, and then match metro.
 - Equal extra FLOPs: ``--extra`` RoBERTa updates' worth and twice that (harness.training_flops); METRO
   runs 1 / ratio as many updates. Both arms: the preset's batches (32 x 128) and Adam, ``--lr`` held
   constant after ``--warmup`` updates, so the checkpoint at the first budget is a valid point of the same
@@ -35,6 +38,7 @@ import roberta_to_metro  # noqa: E402
 import sample_efficiency as se  # noqa: E402
 
 PRESET = "metro_cpu_small_gdes"  # batches, optimizer and METRO's loss weights
+ARMS = ("mlm", "metro", "metro_release")
 
 
 def ratio_of(preset, vocab) -> float:
@@ -52,6 +56,14 @@ def schedule(args, updates, first):
 def mlm_command(args, preset, data, run_dir, updates, first):
     return [sys.executable, *se.roberta_flags(preset, data), "--finetune-from-model", args.start,
             *schedule(args, updates, first), "--save-dir", run_dir, "--log-file", os.path.join(run_dir, "train.log")]
+
+
+def release_flags(preset):
+    """The preset's self-releasing sampling-temperature schedule."""
+    m = preset.model
+    return ["--sampling-temperature-start", m.sampling_temperature_start, "--sampling-temperature-release-bits",
+            m.sampling_temperature_release_bits, "--sampling-temperature-anneal", m.sampling_temperature_anneal,
+            "--sampling-temperature-anneal-updates", m.sampling_temperature_anneal_updates]
 
 
 def metro_command(args, preset, data, run_dir, updates, first, model_flags):
@@ -76,8 +88,11 @@ def continue_arm(arm, args, preset, data, updates, model_flags):
         resumed = os.path.exists(os.path.join(run_dir, "checkpoint_last.pt"))
         se.log(f"[continue] {arm}: {updates} updates" + (" - resuming" if resumed else ""))
         os.makedirs(run_dir, exist_ok=True)
-        cmd = (mlm_command(args, preset, data, run_dir, updates, first) if arm == "mlm"
-               else metro_command(args, preset, data, run_dir, updates, first, model_flags))
+        if arm == "mlm":
+            cmd = mlm_command(args, preset, data, run_dir, updates, first)
+        else:
+            cmd = metro_command(args, preset, data, run_dir, updates, first,
+                                model_flags + (release_flags(preset) if arm == "metro_release" else []))
         se.run(cmd, threads=args.threads)
     return {u: glob.glob(os.path.join(run_dir, f"checkpoint_*_{u}.pt"))[0] for u in (first, updates)}
 
@@ -116,11 +131,37 @@ def report(results, ratio):
                   f"{r['bbc_area'] - start['bbc_area']:+.2f} | {r['pos_area']:.2f} | {r['pos_area'] - start['pos_area']:+.2f} |")
 
 
+CURVE = ("mlm_loss", "rtd_gain", "rtd_recall", "token_cos", "sample_temp")
+
+
+def training_curves(args, arms):
+    """Logged training stats of the METRO arms every 100 updates, and the update each left T = 3."""
+    from metro_fairseq.fairseq_log import read_log
+
+    curves = {}
+    for arm in arms:
+        if arm == "mlm":
+            continue
+        inner = [r.stats for r in read_log(os.path.join(args.out, arm, "train.log"), require=True).train_inner()]
+        curves[arm] = {int(r["num_updates"]): {k: r.get(k) for k in CURVE} for r in inner
+                       if int(r["num_updates"]) % 100 == 0}
+        hot = [int(r["num_updates"]) for r in inner if r.get("sample_temp", 1) >= 3]
+        curves[arm]["left_start_temperature_after"] = max(hot) if hot else None
+    print("\n| arm | update | generator MLM (bits) | RTD gain (bits) | RTD recall | token_cos | sample temp |")
+    print("|---|---|---|---|---|---|---|")
+    for arm, curve in curves.items():
+        for u, r in curve.items():
+            if isinstance(u, int):
+                print(f"| {arm} | {u} | " + " | ".join(f"{r[k]:.3g}" if r[k] is not None else "-" for k in CURVE) + " |")
+    return curves
+
+
 def plot(results, path):
     fig, axes = harness.subplots(1, 2, figsize=(9, 3.6))
     start = results["start"]
     for ax, task, title in zip(axes, ("bbc_area", "pos_area"), ("BBC topics probe", "POS tagging probe (last layer)")):
-        for arm, colour, label in (("mlm", "C0", "masked LM"), ("metro", "C3", "METRO (GDES)")):
+        for arm, colour, label in (("mlm", "C0", "masked LM"), ("metro", "C3", "METRO (GDES)"),
+                                   ("metro_release", "C1", "METRO, self-releasing T")):
             points = sorted((r["extra"], r[task]) for r in results.values() if r.get("arm") == arm)
             ax.plot([0] + [x for x, _ in points], [start[task]] + [y for _, y in points], "o-", color=colour, label=label)
         ax.set_xlabel("extra FLOPs (RoBERTa updates of 32 x 128)")
@@ -137,6 +178,7 @@ def main():
                                                    "roberta", "checkpoint_last.pt"), help="masked-LM checkpoint")
     p.add_argument("--out", default=os.path.join(se.REPO, "outputs", "bench", "branch_race"))
     p.add_argument("--data", help="the binarized pretraining corpus (default: the benchmarks')")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--extra", type=int, default=775, help="the first extra budget in RoBERTa updates (the second: 2x)")
     p.add_argument("--lr", default="3e-4")
     p.add_argument("--warmup", type=int, default=100)
@@ -160,7 +202,7 @@ def main():
         with open(flags_file, "w") as f:
             f.write(flags)
     model_flags = open(flags_file).read().split()
-    updates = {"mlm": 2 * args.extra, "metro": 2 * round(args.extra / ratio)}
+    updates = {arm: 2 * args.extra if arm == "mlm" else 2 * round(args.extra / ratio) for arm in args.arms}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         ckpts = dict(zip(updates, pool.map(lambda a: continue_arm(a, args, preset, data, updates[a], model_flags),
                                            updates)))
@@ -179,9 +221,11 @@ def main():
             u = int(key.rsplit("_", 1)[1])
             extra = args.extra * (1 if u == updates[arm] // 2 else 2)
             results[key] = {"arm": arm, "updates": u, "extra": extra, **scores[key]}
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"machine": harness.machine(), "ratio": ratio, "lr": args.lr, "results": results}, f, indent=1)
     report(results, ratio)
+    curves = training_curves(args, args.arms)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": harness.machine(), "ratio": ratio, "lr": args.lr, "results": results,
+                   "training": curves}, f, indent=1)
     plot(results, args.plot)
 
 

@@ -159,3 +159,20 @@ def test_checkpoints_with_float64_statistics_still_load():
     assert model.sampling_temperature.generator_loss_bits().item() == 6.0
     assert model.sampling_temperature.target_counts.dtype == torch.long
     assert model.sampling_temperature.target_counts[5] == 5
+
+
+def test_a_schedule_switched_on_or_off_between_runs_loads():
+    """--finetune-from-model a constant-temperature checkpoint (an import, a finished run) into a run with the
+    self-releasing schedule: the schedule starts fresh; the other way round its state is dropped."""
+    from test_model import build
+
+    constant = build()
+    scheduled = build(sampling_temperature_start=3.0, sampling_temperature_release_bits=0.5)
+    observe_uniform_targets(scheduled.sampling_temperature, len(scheduled.sampling_temperature.target_counts), 1.0, 5)
+    fresh = build(sampling_temperature_start=3.0, sampling_temperature_release_bits=0.5)
+    fresh.load_state_dict(constant.state_dict())
+    assert not bool(fresh.sampling_temperature.released)
+    assert int(fresh.sampling_temperature.target_counts.sum()) == 0
+    assert torch.equal(fresh.generator_head.bias, constant.generator_head.bias)
+    constant.load_state_dict(scheduled.state_dict())  # no error: the schedule's statistics are dropped
+    assert torch.equal(constant.generator_head.bias, scheduled.generator_head.bias)

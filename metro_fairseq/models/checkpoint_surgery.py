@@ -76,3 +76,12 @@ def add_missing_heads(state_dict: dict, prefix: str, heads: dict, log) -> None:
         if not any(k in state_dict for k in keys):
             log(f"{head_name} is not in the checkpoint: starting it from its initialisation")
             state_dict.update(keys)
+
+
+def drop_module(state_dict: dict, prefix: str, log) -> None:
+    """Remove the state of a module this run does not build (a temperature schedule switched off)."""
+    keys = [k for k in state_dict if k.startswith(prefix)]
+    if keys:
+        log(f"{prefix.rstrip('.')} is in the checkpoint but not in this run: its state is dropped")
+        for key in keys:
+            del state_dict[key]

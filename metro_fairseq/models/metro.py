@@ -270,5 +270,9 @@ class MetroModel(BaseFairseqModel):
         new_heads.update({f"span_heads.{n}": h for n, h in self.span_heads.items()})
         new_heads.update({f"token_heads.{n}": h for n, h in self.token_heads.items()})
         new_heads.update({n: getattr(self, n) for n in ("clm_head", "scl_head") if getattr(self, n) is not None})
+        if self.sampling_temperature is not None and not self.sampling_temperature.constant:
+            new_heads["sampling_temperature"] = self.sampling_temperature  # a schedule switched on: it starts fresh
+        elif self.sampling_temperature is not None:  # a constant temperature keeps no state: a schedule's is dropped
+            checkpoint_surgery.drop_module(state_dict, prefix + "sampling_temperature.", logger.info)
         checkpoint_surgery.add_missing_heads(state_dict, prefix, new_heads, logger.info)
         super().upgrade_state_dict_named(state_dict, name)
