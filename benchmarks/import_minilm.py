@@ -16,7 +16,9 @@ or with masked LM for the same updates, then probed on BBC topics before and aft
   main model. Both arms see the same batches for the same updates (not the same FLOPs: the MLM arm
   also runs the idle main model).
 - Probe: scripts/probe_checkpoint.py (mean-pooled last layer, L2 logistic regression) at n = 100 / 300 /
-  1,000 / all, 5 seeds up to 1,000 labels, texts cut to 128 tokens.
+  1,000 / all, 5 seeds up to 1,000 labels, texts cut to 128 tokens. POS tagging (benchmarks/pos_tagging.py,
+  Brown, 12 tags): the probe on first-piece states at n = 100 / 300 / 1,000 sentences, 3 seeds, pieces from
+  the released tokenizer; the last layer's area and the most-frequent-tag-per-word baseline.
 Resumable: finished steps are skipped; an interrupted run continues from its checkpoint_last.pt.
 """
 import argparse
@@ -28,6 +30,7 @@ import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import pos_tagging  # noqa: E402
 import sample_efficiency as se  # noqa: E402
 
 from metro_fairseq.fairseq_log import read_log  # noqa: E402
@@ -131,6 +134,24 @@ def probe(out, name, ckpt, raw, data, released, args):
     return json.load(open(path))
 
 
+def pos_probes(out, models, data, released):
+    """POS probe area (last layer) per model, and the word-lookup baseline's, on MiniLM's own pieces."""
+    from metro_fairseq.evaluation.linear_probe import learning_curve_area
+
+    pos_args = argparse.Namespace(source=out, sizes=[100, 300, 1000], seeds=[1, 2, 3], hf_tokenizer=released)
+    _, dev, subsets = pos_tagging.build_splits(pos_args)
+    areas = {}
+    for name, ckpt in models.items():
+        scores = pos_tagging.probe_arm(name, ckpt, pos_args, data, dev, subsets)
+        last = max(k[2] for k in scores)
+        areas[name] = learning_curve_area({n: harness.median([scores[n, s, last]["all"] for s in pos_args.seeds])
+                                           for n in pos_args.sizes})
+    base = pos_tagging.baselines(pos_args, data, dev, subsets)
+    areas["word lookup"] = learning_curve_area({n: harness.median([base[n, s]["word"]["all"] for s in pos_args.seeds])
+                                                for n in pos_args.sizes})
+    return areas
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join(se.REPO, "outputs", "bench", "import_minilm"))
@@ -151,13 +172,15 @@ def main():
     for arm in ARMS:
         imported[arm] = import_arm(args.out, arm, released)
     results["import_check"] = imported["metro"][2]
-    results["probe"]["released"] = probe(args.out, "released", imported["metro"][0], raw, data, released, args)
+    models = {"released": imported["metro"][0]}
     for arm in ARMS:
         ckpt, train_log = continue_arm(args.out, arm, *imported[arm][:2], data, args)
         valid = train_log.valid()[-1].stats
         results["continued"][arm] = {k: valid.get(k) for k in ("loss", "mlm_loss", "rtd_loss", "mlm_acc", "rtd_gain")}
-        results["probe"][arm] = probe(args.out, arm, generator_as_main(ckpt) if arm == "mlm" else ckpt,
-                                      raw, data, released, args)
+        models[arm] = generator_as_main(ckpt) if arm == "mlm" else ckpt
+    for name, ckpt in models.items():
+        results["probe"][name] = probe(args.out, name, ckpt, raw, data, released, args)
+    results["pos"] = pos_probes(args.out, models, data, released)
     report(results)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
@@ -174,6 +197,11 @@ def report(results):
     for key, name in names.items():
         r = results["probe"][key]
         print(f"| {name} | " + " | ".join(f"{r['by_n'][n]['median']:.1f}" for n in sizes) + f" | {r['area']:.2f} |")
+    pos = results.get("pos", {})
+    if pos:
+        print("\n| POS probe area, last layer (n = 100 / 300 / 1,000 sentences) | " + " | ".join(pos) + " |")
+        print("|---|" + "---|" * len(pos))
+        print("| area | " + " | ".join(f"{v:.2f}" for v in pos.values()) + " |")
 
 
 def plot(results, path):

@@ -51,11 +51,24 @@ def build_splits(args):
     return sentences, dev, subsets
 
 
-def encode(sentence, sp, dictionary):
+def piece_splitter(data, hf_tokenizer=None):
+    """word -> its pieces: the corpus's SentencePiece model, or a released transformers tokenizer (an import)."""
+    if hf_tokenizer:
+        from metro_fairseq.hf.vocabulary import load_tokenizer
+
+        tokenizer = load_tokenizer(hf_tokenizer)
+        return lambda word: tokenizer.tokenize(word) or [tokenizer.unk_token]
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(data, "spm.model"))
+    return lambda word: sp.encode(word, out_type=str)
+
+
+def encode(sentence, split, dictionary):
     """(token ids with <s> ... </s>, the first-piece position of each kept word, kept word count)."""
     ids, firsts = [dictionary.bos()], []
     for word in sentence[0]:
-        pieces = sp.encode(word, out_type=str)
+        pieces = split(word)
         if len(ids) + len(pieces) > MAX_PIECES:
             break
         firsts.append(len(ids))
@@ -64,12 +77,12 @@ def encode(sentence, sp, dictionary):
 
 
 @torch.no_grad()
-def first_piece_states(model, kind, sentences, sp, dictionary, layers, batch_size=32):
+def first_piece_states(model, kind, sentences, split, dictionary, layers, batch_size=32):
     """{layer: (words, C)} states at each word's first piece, in sentence order."""
     from fairseq.data import data_utils
     from metro_fairseq.evaluation.checkpoint_features import main_states
 
-    encoded = [encode(s, sp, dictionary) for s in sentences]
+    encoded = [encode(s, split, dictionary) for s in sentences]
     out = {layer: [] for layer in layers}
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start:start + batch_size]
@@ -81,10 +94,10 @@ def first_piece_states(model, kind, sentences, sp, dictionary, layers, batch_siz
     return {layer: torch.cat(parts) for layer, parts in out.items()}
 
 
-def kept_tags(sentences, sp, dictionary):
+def kept_tags(sentences, split, dictionary):
     tags, words = [], []
     for sentence in sentences:
-        kept = len(encode(sentence, sp, dictionary)[1])
+        kept = len(encode(sentence, split, dictionary)[1])
         tags += sentence[1][:kept]
         words += sentence[0][:kept]
     return words, tags
@@ -96,25 +109,24 @@ def probe_arm(arm, ckpt, args, data, dev, subsets):
     out = os.path.join(args.source, "pos_tagging", f"probe_{arm}_n{grid}.json")
     if os.path.exists(out):
         return {tuple(json.loads(k)): v for k, v in json.load(open(out)).items()}
-    import sentencepiece as spm
-
     from metro_fairseq.evaluation.checkpoint_features import check_layer, load_main_model
     from metro_fairseq.evaluation.linear_probe import accuracy, fit_with_selected_C
 
     se.log(f"[pos probe] {arm}")
     torch.manual_seed(1)
-    model, dictionary, spm_path, kind = load_main_model(ckpt, data, random_init=(arm == "random"))
-    sp = spm.SentencePieceProcessor(model_file=spm_path)
+    hf_tokenizer = getattr(args, "hf_tokenizer", None)
+    model, dictionary, _, kind = load_main_model(ckpt, data, random_init=(arm == "random"), hf_tokenizer=hf_tokenizer)
+    split = piece_splitter(data, hf_tokenizer)
     layers = list(range(check_layer(model, kind, None) + 1))
     index = {tag: i for i, tag in enumerate(pos_data.UNIVERSAL)}
-    dev_words, dev_tags = kept_tags(dev, sp, dictionary)
+    dev_words, dev_tags = kept_tags(dev, split, dictionary)
     dev_y = torch.tensor([index[t] for t in dev_tags])
-    dev_x = first_piece_states(model, kind, dev, sp, dictionary, layers)
+    dev_x = first_piece_states(model, kind, dev, split, dictionary, layers)
     results = {}
     for (n, seed), subset in subsets.items():
-        words, tags = kept_tags(subset, sp, dictionary)
+        words, tags = kept_tags(subset, split, dictionary)
         y = torch.tensor([index[t] for t in tags])
-        x = first_piece_states(model, kind, subset, sp, dictionary, layers)
+        x = first_piece_states(model, kind, subset, split, dictionary, layers)
         seen = set(words)
         unseen = torch.tensor([w not in seen for w in dev_words])
         for layer in layers:
@@ -130,19 +142,18 @@ def probe_arm(arm, ckpt, args, data, dev, subsets):
 
 def baselines(args, data, dev, subsets):
     """Most-frequent-tag-per-word and piece-lookup accuracy per (n, seed) on the same dev words."""
-    import sentencepiece as spm
     from fairseq.data import Dictionary
 
-    sp = spm.SentencePieceProcessor(model_file=os.path.join(data, "spm.model"))
+    split = piece_splitter(data, getattr(args, "hf_tokenizer", None))
     dictionary = Dictionary.load(os.path.join(data, "dict.txt"))
-    dev_words, dev_tags = kept_tags(dev, sp, dictionary)
+    dev_words, dev_tags = kept_tags(dev, split, dictionary)
     out = {}
     for (n, seed), subset in subsets.items():
-        words, tags = kept_tags(subset, sp, dictionary)
+        words, tags = kept_tags(subset, split, dictionary)
         overall = collections.Counter(tags).most_common(1)[0][0]
         by = {key: collections.defaultdict(collections.Counter) for key in ("word", "first", "last")}
         for w, t in zip(words, tags):
-            pieces = sp.encode(w, out_type=str)
+            pieces = split(w)
             by["word"][w][t] += 1
             by["first"][pieces[0]][t] += 1
             by["last"][pieces[-1]][t] += 1
@@ -158,7 +169,7 @@ def baselines(args, data, dev, subsets):
                 if name == "word":
                     pred.append(lookup(by["word"], w) or overall)
                 else:
-                    pieces = sp.encode(w, out_type=str)
+                    pieces = split(w)
                     pred.append(lookup(by["first"], pieces[0]) or lookup(by["last"], pieces[-1]) or overall)
             right = [p == t for p, t in zip(pred, dev_tags)]
             scores[name] = {"all": 100.0 * sum(right) / len(right),

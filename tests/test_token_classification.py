@@ -219,3 +219,25 @@ def test_task_refuses_in_one_line(case, expected, tagged_bin, pretrained, tmp_pa
     extra = ["--max-positions", "16"] if case == "too_long" else []
     r = run(token_finetune_cmd(data, exported, tmp_path, *extra), check=False)
     assert r.returncode != 0 and expected in r.stdout + r.stderr
+
+
+def test_pos_probe_reads_each_word_at_its_first_piece_of_a_released_tokenizer(tmp_path):
+    """benchmarks/pos_tagging.py on an imported model (--hf-tokenizer): the first-piece positions point at the
+    first WordPiece of each word, in the import's dict.txt ids."""
+    from hf_fixtures import build_released
+
+    import pos_tagging
+    from metro_fairseq.hf.vocabulary import load_tokenizer, vocabulary_of
+
+    build_released(tmp_path / "bert", "bert")
+    tokenizer = load_tokenizer(str(tmp_path / "bert"))
+    vocabulary_of(tokenizer).write_dict(str(tmp_path / "dict.txt"))
+    dictionary = Dictionary.load(str(tmp_path / "dict.txt"))
+    split = pos_tagging.piece_splitter(None, str(tmp_path / "bert"))
+    words = ["The", "teamed", "city", "Zoë"]
+    ids, firsts = pos_tagging.encode((words, ["DET", "VERB", "NOUN", "NOUN"]), split, dictionary)
+    assert ids[0] == dictionary.bos() and ids[-1] == dictionary.eos() and len(firsts) == len(words)
+    first_pieces = [tokenizer.tokenize(w)[0] for w in words]  # lower-cased, accents stripped: "the", "team", ...
+    assert [dictionary.symbols[ids[f]] for f in firsts] == [
+        p if p != tokenizer.unk_token else "<unk>" for p in first_pieces]
+    assert firsts[1] + len(tokenizer.tokenize("teamed")) == firsts[2]
