@@ -37,7 +37,7 @@ def _read(hf_dir: str, names: set) -> dict:
             from safetensors import safe_open
 
             with safe_open(path, framework="pt") as f:
-                found.update({n: f.get_tensor(k) for k in f.keys() for n in names if k == n})
+                found.update({k: f.get_tensor(k) for k in f.keys() if k in names})
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
             found.update({n: sd[n] for n in names if n in sd})
