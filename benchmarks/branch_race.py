@@ -18,8 +18,8 @@ analytic FLOPs, then probed on BBC topics and POS tagging.
   constant after ``--warmup`` updates, so the checkpoint at the first budget is a valid point of the same
   run (a decayed schedule would need a run per budget).
 - Probes: BBC (scripts/probe_checkpoint.py: mean-pooled last layer, n = 100 / 300 / 1,000 / all) and POS
-  (benchmarks/pos_tagging.py: first-piece states of every layer, n = 100 / 300 / 1,000 sentences,
-  3 seeds; the last layer is reported). Area: the mean of the curve over log n.
+  (benchmarks/pos_tagging.py: the last layer's first-piece states, n = 100 / 300 / 1,000 sentences,
+  3 seeds). Area: the mean of the curve over log n.
 Resumable: finished runs and probes are skipped; an interrupted run continues from its checkpoint_last.pt.
 Prints a Markdown table; writes OUT/results.json and docs/benchmarks/branch_race.png.
 """
@@ -111,7 +111,7 @@ def evaluate(name, ckpt, args, data, raw, splits):
     from metro_fairseq.evaluation.linear_probe import learning_curve_area
 
     bbc = se.probe(name, ckpt, "bbc", args, raw, data)
-    pos = pos_tagging.probe_arm(name, ckpt, args, data, *splits)
+    pos = pos_tagging.probe_arm(name, ckpt, args, data, *splits, last_layer_only=True)
     last = max(k[2] for k in pos)
     curve = {n: se.median([pos[n, s, last]["all"] for s in args.seeds]) for n in args.sizes}
     return {"bbc_area": bbc["area"], "bbc": {n: v["median"] for n, v in bbc["by_n"].items()},

@@ -17,8 +17,8 @@ or with masked LM for the same updates, then probed on BBC topics before and aft
   also runs the idle main model).
 - Probe: scripts/probe_checkpoint.py (mean-pooled last layer, L2 logistic regression) at n = 100 / 300 /
   1,000 / all, 5 seeds up to 1,000 labels, texts cut to 128 tokens. POS tagging (benchmarks/pos_tagging.py,
-  Brown, 12 tags): the probe on first-piece states at n = 100 / 300 / 1,000 sentences, 3 seeds, pieces from
-  the released tokenizer; the last layer's area and the most-frequent-tag-per-word baseline.
+  Brown, 12 tags): the probe on the last layer's first-piece states at n = 100 / 300 / 1,000 sentences,
+  3 seeds, pieces from the released tokenizer; and the most-frequent-tag-per-word baseline.
 Resumable: finished steps are skipped; an interrupted run continues from its checkpoint_last.pt.
 """
 import argparse
@@ -142,7 +142,7 @@ def pos_probes(out, models, data, released):
     _, dev, subsets = pos_tagging.build_splits(pos_args)
     areas = {}
     for name, ckpt in models.items():
-        scores = pos_tagging.probe_arm(name, ckpt, pos_args, data, dev, subsets)
+        scores = pos_tagging.probe_arm(name, ckpt, pos_args, data, dev, subsets, last_layer_only=True)
         last = max(k[2] for k in scores)
         areas[name] = learning_curve_area({n: harness.median([scores[n, s, last]["all"] for s in pos_args.seeds])
                                            for n in pos_args.sizes})

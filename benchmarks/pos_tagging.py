@@ -103,12 +103,17 @@ def kept_tags(sentences, split, dictionary):
     return words, tags
 
 
-def probe_arm(arm, ckpt, args, data, dev, subsets):
-    """Probe accuracy per (n, seed, layer): all dev words and dev words unseen in the subset."""
-    grid = "_".join(map(str, args.sizes)) + "_seeds" + "_".join(map(str, args.seeds))
+def probe_arm(arm, ckpt, args, data, dev, subsets, last_layer_only=False):
+    """Probe accuracy per (n, seed, layer): all dev words and dev words unseen in the subset. Every layer's,
+    or with ``last_layer_only`` the last's (a fifth of the fits or less)."""
+    grid = "_".join(map(str, args.sizes)) + "_seeds" + "_".join(map(str, args.seeds)) + ("_last" if last_layer_only else "")
     out = os.path.join(args.source, "pos_tagging", f"probe_{arm}_n{grid}.json")
-    if os.path.exists(out):
-        return {tuple(json.loads(k)): v for k, v in json.load(open(out)).items()}
+    every_layer = out.replace("_last.json", ".json")
+    for path in (out, every_layer):
+        if os.path.exists(path):
+            found = {tuple(json.loads(k)): v for k, v in json.load(open(path)).items()}
+            last = max(k[2] for k in found)
+            return {k: v for k, v in found.items() if k[2] == last or not last_layer_only}
     from metro_fairseq.evaluation.checkpoint_features import check_layer, load_main_model
     from metro_fairseq.evaluation.linear_probe import accuracy, fit_with_selected_C
 
@@ -117,7 +122,7 @@ def probe_arm(arm, ckpt, args, data, dev, subsets):
     hf_tokenizer = getattr(args, "hf_tokenizer", None)
     model, dictionary, _, kind = load_main_model(ckpt, data, random_init=(arm == "random"), hf_tokenizer=hf_tokenizer)
     split = piece_splitter(data, hf_tokenizer)
-    layers = list(range(check_layer(model, kind, None) + 1))
+    layers = list(range(check_layer(model, kind, None) + 1))[-1 if last_layer_only else 0:]
     index = {tag: i for i, tag in enumerate(pos_data.UNIVERSAL)}
     dev_words, dev_tags = kept_tags(dev, split, dictionary)
     dev_y = torch.tensor([index[t] for t in dev_tags])
