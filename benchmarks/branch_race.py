@@ -113,7 +113,7 @@ def evaluate(name, ckpt, args, data, raw, splits):
     bbc = se.probe(name, ckpt, "bbc", args, raw, data)
     pos = pos_tagging.probe_arm(name, ckpt, args, data, *splits, last_layer_only=True)
     last = max(k[2] for k in pos)
-    curve = {n: se.median([pos[n, s, last]["all"] for s in args.seeds]) for n in args.sizes}
+    curve = {n: harness.median([pos[n, s, last]["all"] for s in args.seeds]) for n in args.sizes}
     return {"bbc_area": bbc["area"], "bbc": {n: v["median"] for n, v in bbc["by_n"].items()},
             "pos_area": learning_curve_area(curve), "pos": curve}
 
@@ -134,8 +134,9 @@ def report(results, ratio):
 CURVE = ("mlm_loss", "rtd_gain", "rtd_recall", "token_cos", "sample_temp")
 
 
-def training_curves(args, arms):
-    """Logged training stats of the METRO arms every 100 updates, and the update each left T = 3."""
+def training_curves(args, arms, start_temperature):
+    """Logged training stats of the METRO arms every 100 updates, and the first log interval whose mean
+    temperature is below ``start_temperature`` (the release)."""
     from metro_fairseq.fairseq_log import read_log
 
     curves = {}
@@ -145,8 +146,9 @@ def training_curves(args, arms):
         inner = [r.stats for r in read_log(os.path.join(args.out, arm, "train.log"), require=True).train_inner()]
         curves[arm] = {int(r["num_updates"]): {k: r.get(k) for k in CURVE} for r in inner
                        if int(r["num_updates"]) % 100 == 0}
-        hot = [int(r["num_updates"]) for r in inner if r.get("sample_temp", 1) >= 3]
-        curves[arm]["left_start_temperature_after"] = max(hot) if hot else None
+        below = [int(r["num_updates"]) for r in inner if r.get("sample_temp", 1) < start_temperature]
+        if arm == "metro_release":
+            curves[arm]["first_log_interval_below_start_temperature"] = min(below) if below else None
     print("\n| arm | update | generator MLM (bits) | RTD gain (bits) | RTD recall | token_cos | sample temp |")
     print("|---|---|---|---|---|---|---|")
     for arm, curve in curves.items():
@@ -222,7 +224,7 @@ def main():
             extra = args.extra * (1 if u == updates[arm] // 2 else 2)
             results[key] = {"arm": arm, "updates": u, "extra": extra, **scores[key]}
     report(results, ratio)
-    curves = training_curves(args, args.arms)
+    curves = training_curves(args, args.arms, preset.model.sampling_temperature_start)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"machine": harness.machine(), "ratio": ratio, "lr": args.lr, "results": results,
                    "training": curves}, f, indent=1)
