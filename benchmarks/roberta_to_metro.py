@@ -91,17 +91,11 @@ def convert(path: str, out: str, generator_layers: int, seed: int = 1) -> str:
     if not worst <= TOLERANCE:
         sys.exit(f"roberta_to_metro: the converted model differs from fairseq's RoBERTa by {worst:.2e}")
 
-    checkpoint = {"cfg": import_hf.fairseq_config(cfg, data), "model": model.state_dict(), "args": None,
-                  "last_optimizer_state": None,
-                  "optimizer_history": [{"criterion_name": "MetroCriterion", "optimizer_name": None,
-                                         "lr_scheduler_state": {}, "num_updates": 0}],
-                  "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}}}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    torch.save(checkpoint, out + ".partial")
-    os.replace(out + ".partial", out)
+    model_cfg = import_hf.save_checkpoint(out, cfg, data, model)
     print(f"roberta_to_metro: {path} -> {out}: hidden states within {worst:.1e} of fairseq's RoBERTa; generator: "
           f"its lower {generator_layers} layers and its LM head")
-    return import_hf.continue_flags(checkpoint["cfg"]["model"])
+    return import_hf.continue_flags(model_cfg)
 
 
 def main():

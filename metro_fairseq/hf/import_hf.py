@@ -139,7 +139,6 @@ def check_equal(model, dictionary, hf_model, vocab) -> float:
 
 def import_hf(args):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder, never the hub
-    import torch
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -197,14 +196,7 @@ def import_hf(args):
             ours = [vocab.hf_ids[i] for i in vocab.fairseq_ids(tokenizer, line)]
             if ours != tokenizer(line)["input_ids"]:
                 raise HFImportError(f"line {line[:40]!r}: dict.txt and the tokenizer give other ids; nothing was written")
-        checkpoint = {"cfg": fairseq_config(cfg, out_dir), "model": model.state_dict(), "args": None,
-                      "last_optimizer_state": None,  # fairseq's own layout at update 0
-                      "optimizer_history": [{"criterion_name": "MetroCriterion", "optimizer_name": None,
-                                             "lr_scheduler_state": {}, "num_updates": 0}],
-                      "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}}}
-        model_cfg = checkpoint["cfg"]["model"]
-        torch.save(checkpoint, out + ".partial")
-        os.replace(out + ".partial", out)
+        model_cfg = save_checkpoint(out, cfg, out_dir, model)
         os.replace(tmp_dict, dict_path)
     finally:
         for leftover in (tmp_dict, out + ".partial"):
@@ -250,6 +242,20 @@ def pretraining_model(cfg, dictionary, main: dict, args, released_generator=None
         state.update(generator_state(main, generator_depth(cfg)))
     model.load_state_dict(state, strict=True)
     return model.float().eval()
+
+
+def save_checkpoint(path: str, cfg, data: str, model) -> dict:
+    """Write ``model`` as a fairseq pretraining checkpoint at update 0 (atomically); returns its model config."""
+    import torch
+
+    checkpoint = {"cfg": fairseq_config(cfg, data), "model": model.state_dict(), "args": None,
+                  "last_optimizer_state": None,  # fairseq's own layout at update 0
+                  "optimizer_history": [{"criterion_name": "MetroCriterion", "optimizer_name": None,
+                                         "lr_scheduler_state": {}, "num_updates": 0}],
+                  "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}}}
+    torch.save(checkpoint, path + ".partial")
+    os.replace(path + ".partial", path)
+    return checkpoint["cfg"]["model"]
 
 
 def fairseq_config(cfg, data: str) -> dict:
